@@ -1,0 +1,163 @@
+"""Domain rows the exporter holds in memory, one frozen dataclass per DMS object.
+
+Rows come out of ``vocabulary`` (the only module that knows DMS JSON) and go into ``render``.
+Enum fields hold the lower-case spelling of a known value, or ``OTHER`` for a value the DMS sent
+that we do not know; times are Unix seconds (float) or ``None``; missing text is ``""``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+OTHER = "other"
+
+ENDPOINTS: tuple[str, ...] = (
+    "system",
+    "devices",
+    "groups",
+    "services",
+    "authorization_sets",
+    "schedule_authorizations",
+    "authorizations",
+    "destinations",
+    "alarms",
+)
+
+CONNECTION_STATES = ("online", "offline", "unknown", "never_connected", OTHER)
+CONTROL_MODES = ("dms", "local", OTHER)
+DEVICE_TYPES = ("ird", "xos_edge", OTHER)
+DEVICE_AUTHORIZATION_STATES = ("authorized", "partially_authorized", "deauthorized", OTHER)
+SYSTEM_ROLES = ("primary", "backup", "standalone", OTHER)
+AUTHORIZATION_SET_TYPES = ("permanent", "schedule", OTHER)
+SCHEDULE_STATES = ("pending", "active", "expired", "cancelled", OTHER)
+AUTHORIZATION_SOURCES = ("permanent", "schedule", OTHER)
+DESTINATION_TYPES = ("ip", "asi", "sdi", OTHER)
+DESTINATION_STATUSES = ("ok", "error", "disabled", OTHER)
+ALARM_SOURCES = ("device", "dms", OTHER)
+ALARM_SEVERITIES = ("critical", "major", "minor", "warning", "info", OTHER)
+ALARM_STATES = ("active", "cleared", OTHER)
+
+
+@dataclass(frozen=True, slots=True)
+class SystemInfo:
+    name: str
+    version: str
+    role: str
+    server_time: float | None
+    uptime_seconds: float | None
+    licensed_devices: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    name: str
+    unit_address: str
+    serial_number: str
+    mac_address: str
+    model: str
+    device_type: str
+    firmware_version: str
+    connection_state: str
+    control_mode: str
+    last_contact: float | None
+    group_ids: tuple[str, ...]
+    site: str
+    region: str
+    authorization_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: str
+    name: str
+    parent_id: str
+    device_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    id: str
+    name: str
+    program_number: int | None
+    tier: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationSet:
+    id: str
+    name: str
+    type: str
+    enabled: bool
+    service_ids: tuple[str, ...]
+    target_group_ids: tuple[str, ...]
+    target_device_ids: tuple[str, ...]
+    device_count: int | None
+    last_modified: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleAuthorization:
+    id: str
+    name: str
+    authorization_set_id: str
+    service_ids: tuple[str, ...]
+    target_group_ids: tuple[str, ...]
+    target_device_ids: tuple[str, ...]
+    start_time: float | None
+    end_time: float | None
+    state: str
+    device_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    device_id: str
+    service_id: str
+    authorization_set_id: str
+    schedule_authorization_id: str
+    source: str
+    authorized: bool
+    valid_from: float | None
+    valid_to: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    id: str
+    device_id: str
+    name: str
+    type: str
+    enabled: bool
+    service_id: str
+    ip_address: str
+    ip_port: int | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    id: str
+    device_id: str
+    source: str
+    fault_object: str
+    code: str
+    description: str
+    severity: str
+    state: str
+    asserted_time: float | None
+    cleared_time: float | None
+    acknowledged: bool
+
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True, slots=True)
+class Table(Generic[Row]):
+    """One endpoint's whole answer from one successful poll. Replaced, never mutated."""
+
+    endpoint: str
+    rows: tuple[Row, ...]
+    fetched_at: float
