@@ -8,6 +8,7 @@ that we do not know; times are Unix seconds (float) or ``None``; missing text is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Generic, TypeVar
 
 OTHER = "other"
@@ -161,3 +162,25 @@ class Table(Generic[Row]):
     endpoint: str
     rows: tuple[Row, ...]
     fetched_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointStatus:
+    """What ``/api/v1/endpoints`` and the health metrics show for one endpoint."""
+
+    endpoint: str
+    path: str
+    enabled: bool
+    interval: float
+    up: bool  # the last poll succeeded
+    stale: bool  # the last good table outlived stale_after and its series were dropped
+    last_poll: float | None  # Unix time the last poll ended
+    last_success: float | None
+    last_duration: float | None  # seconds
+    last_result: str  # "ok", one of errors.ERROR_REASONS, "disabled", or "pending"
+    last_error: str  # short message of the last failure, secrets removed; "" if none
+    rows: int  # rows in the table held now
+    polls_total: int
+    errors_total: Mapping[str, int]  # reason -> count
+    rows_skipped_total: int
+    unknown_values_total: int
