@@ -7,8 +7,8 @@ that we do not know; times are Unix seconds (float) or ``None``; missing text is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 OTHER = "other"
