@@ -1,16 +1,26 @@
 """The exporter's configuration: YAML in, a frozen tree of dataclasses out.
 
 ``load_config(path)`` reads and validates a file and raises ``ConfigError`` naming the file, the
-key and the problem. Nothing here is mutated after loading; a reload builds a new ``Config``.
+dotted key and the problem. Nothing here is mutated after loading; a reload builds a new
+``Config``. ``docs/configuration.md`` documents every key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+import json
+import math
+import os
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, NoReturn
+from urllib.parse import urlsplit
 
+import yaml
+
+from .errors import ConfigError
 from .model import ENDPOINTS
+from .vocabulary import KNOWN_FIELDS
 
 __all__ = [
     "ENDPOINT_DEFAULTS",
@@ -18,6 +28,8 @@ __all__ = [
     "DmsSettings",
     "EndpointSettings",
     "TlsSettings",
+    "config_from_mapping",
+    "demo_config",
     "load_config",
 ]
 
@@ -87,4 +99,368 @@ class Config:
 
 def load_config(path: str) -> Config:
     """Read, validate and return the config at ``path``; ``ConfigError`` on any problem."""
-    raise NotImplementedError
+    return config_from_mapping(_read_yaml(path), path)
+
+
+def config_from_mapping(data: Any, source: str, *, base_dir: str | None = None) -> Config:
+    """Validate ``data`` (as ``yaml.safe_load`` returns it) into a ``Config``.
+
+    ``source`` names the origin in error messages. Relative file names in the config
+    (``password_file``, ``tls.ca_file``, ``display_names.file``) are resolved against
+    ``base_dir``, by default the directory of ``source``.
+    """
+    if base_dir is None:
+        base_dir = "." if source.startswith("<") else os.path.dirname(source) or "."
+    return _Reader(source, base_dir).config(data)
+
+
+def demo_config(base_url: str, username: str, password: str, **overrides: Any) -> Config:
+    """An in-memory config for ``--demo``: every endpoint every 5 s, alarms every 2 s.
+
+    ``overrides`` are top-level config keys, merged recursively over the demo's mapping.
+    """
+    data: dict[str, Any] = {
+        "dms": {"url": base_url, "username": username, "password": password, "proxy": "direct"},
+        "defaults": {"interval": "5s"},
+        "endpoints": {"alarms": {"interval": "2s"}},
+    }
+    return config_from_mapping(_merged(data, overrides), "<demo>")
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        both = isinstance(old, Mapping) and isinstance(value, Mapping)
+        out[key] = _merged(old, value) if both else value
+    return out
+
+
+def _read_yaml(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        # Only the problem and its position: the excerpt PyYAML adds could show a secret.
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION_WHAT = 'a duration like "30s" or a number of seconds'
+_SECRET_KEYS = frozenset({"dms.password"})
+_PASSWORD_KEYS = ("password", "password_env", "password_file")
+_TOP_KEYS = (
+    "dms",
+    "defaults",
+    "endpoints",
+    "display_names",
+    "allow_schedule_authorization",
+    "alarms",
+)
+_DMS_KEYS = (
+    "url",
+    "username",
+    *_PASSWORD_KEYS,
+    "auth",
+    "login_path",
+    "proxy",
+    "tls",
+    "timeout",
+    "page_size",
+    "max_pages",
+    "max_concurrency",
+)
+_RETRIEVALS = ("active", "all")
+_TIMING_KEYS = ("interval", "timeout", "stale_after")
+_ENDPOINT_KEYS = ("enabled", *_TIMING_KEYS, "path", "params", "fields")
+
+
+class _Reader:
+    """Validates one config mapping; every error names the source and the dotted key."""
+
+    def __init__(self, source: str, base_dir: str) -> None:
+        self.source = source
+        self.base_dir = base_dir
+
+    # --- shared checks ------------------------------------------------------------------
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        raise ConfigError(
+            f"{self.source}: {key}: {problem}" if key else f"{self.source}: {problem}"
+        )
+
+    def show(self, key: str, value: Any) -> str:
+        """``value`` as an error message shows it: never a secret, never a long text."""
+        if value is None:
+            return "null"
+        if key in _SECRET_KEYS or not isinstance(value, str | int | float):
+            return f"a {_type_name(value)}"
+        text = json.dumps(value) if isinstance(value, str) else repr(value)
+        return text if len(text) <= 60 else text[:56] + '..."'
+
+    def expect(self, key: str, value: Any, types: tuple[type, ...], what: str) -> Any:
+        """``value`` if it is one of ``types`` (a bool counts only as a bool), else fail."""
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            self.fail(key, f"must be {what}, got {self.show(key, value)}")
+        return value
+
+    def section(self, key: str, value: Any, allowed: Collection[str] | None) -> dict[Any, Any]:
+        """A mapping (null is empty) whose keys are all in ``allowed`` (None: any key)."""
+        if value is None:
+            return {}
+        self.expect(key, value, (dict,), "a mapping")
+        for name in value:
+            if allowed is not None and name not in allowed:
+                self.fail(_join(key, name), f"unknown key (expected one of: {', '.join(allowed)})")
+        return value
+
+    def text(self, key: str, value: Any) -> str:
+        if not self.expect(key, value, (str,), "a non-empty string").strip():
+            self.fail(key, "must not be empty")
+        return value
+
+    def choice(self, key: str, value: Any, default: str, choices: tuple[str, ...]) -> Any:
+        if value is None:
+            return default
+        if value not in choices:
+            expected = " or ".join(f'"{c}"' for c in choices)
+            self.fail(key, f"must be {expected}, got {self.show(key, value)}")
+        return value
+
+    def boolean(self, key: str, value: Any, default: bool) -> bool:
+        return default if value is None else self.expect(key, value, (bool,), "true or false")
+
+    def integer(self, key: str, value: Any, default: int, low: int, high: int) -> int:
+        if value is None:
+            return default
+        self.expect(key, value, (int,), f"a whole number from {low} to {high}")
+        if not low <= value <= high:
+            self.fail(key, f"must be from {low} to {high}, got {value}")
+        return value
+
+    def duration(self, key: str, value: Any) -> float:
+        """``500ms``, ``30s``, ``5m``, ``1h`` or a bare number of seconds; more than zero."""
+        seconds = self.expect(key, value, (str, int, float), _DURATION_WHAT)
+        if isinstance(value, str):
+            match = _DURATION.fullmatch(value.strip())
+            if match is None:
+                self.fail(key, f"must be {_DURATION_WHAT}, got {self.show(key, value)}")
+            seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+        if not 0 < seconds < math.inf:
+            self.fail(key, f"must be more than zero, got {self.show(key, value)}")
+        return float(seconds)
+
+    def url(self, key: str, value: Any) -> str:
+        """An http(s) URL with a host and no credentials, query or fragment."""
+        text = self.text(key, value).strip()
+        parts = urlsplit(text)
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            self.fail(key, f"has an invalid port, got {self.show(key, text)}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.fail(key, f"must be an http:// or https:// URL, got {self.show(key, text)}")
+        if parts.username or parts.password:
+            self.fail(key, "must not hold credentials; use dms.username and dms.password")
+        if parts.query or parts.fragment:
+            self.fail(key, "must not have a query or fragment")
+        return text.rstrip("/")
+
+    def path(self, key: str, value: Any) -> str:
+        path = self.text(key, value)
+        if not path.startswith("/") or "?" in path or "#" in path:
+            self.fail(key, f'must start with "/" and have no query (use params), got {path!r}')
+        return path
+
+    def file(self, key: str, value: Any) -> str:
+        """An existing file, relative to the config file's directory."""
+        path = os.path.join(self.base_dir, os.path.expanduser(self.text(key, value)))
+        if not os.path.isfile(path):
+            self.fail(key, f"no such file: {path}")
+        return path
+
+    def strings(self, key: str, value: Any) -> dict[str, str]:
+        """A mapping of text keys to text values (numbers are turned into text)."""
+        result = {}
+        for name, item in self.section(key, value, None).items():
+            sub = _join(key, name)
+            if not isinstance(name, str):
+                self.fail(sub, f"the key must be text, YAML read a {_type_name(name)}: quote it")
+            self.expect(sub, item, (str, int, float), "a string")
+            result[name] = str(item)
+        return result
+
+    # --- sections -----------------------------------------------------------------------
+
+    def config(self, data: Any) -> Config:
+        if data is None:
+            self.fail("", "the file is empty; dms.url and dms.username are required")
+        top = self.section("", data, _TOP_KEYS)
+        alarms = self.section("alarms", top.get("alarms"), ("retrieval", "active_params"))
+        retrieval = self.choice("alarms.retrieval", alarms.get("retrieval"), "active", _RETRIEVALS)
+        dms = self.dms(self.section("dms", top.get("dms"), _DMS_KEYS))
+        endpoints = self.endpoints(top.get("defaults"), top.get("endpoints"))
+        if retrieval == "active":
+            active = _get(alarms, "active_params", {"state": "active"})
+            settings = endpoints["alarms"]
+            params = {**settings.params, **self.params("alarms.active_params", active)}
+            endpoints["alarms"] = replace(settings, params=params)
+        schedules = top.get("allow_schedule_authorization")
+        return Config(
+            dms=dms,
+            endpoints=endpoints,
+            display_names=self.display_names(top.get("display_names")),
+            allow_schedule_authorization=self.boolean(
+                "allow_schedule_authorization", schedules, True
+            ),
+            alarm_retrieval=retrieval,
+            source=self.source,
+        )
+
+    def dms(self, m: dict[str, Any]) -> DmsSettings:
+        for key in ("url", "username"):
+            if m.get(key) is None:
+                self.fail(f"dms.{key}", "required")
+        proxy = self.text("dms.proxy", _get(m, "proxy", "environment"))
+        proxy_url = None
+        if proxy not in ("environment", "direct"):
+            if not proxy.startswith(("http://", "https://")):
+                what = '"environment", "direct" or an http:// URL'
+                self.fail("dms.proxy", f"must be {what}, got {self.show('dms.proxy', proxy)}")
+            proxy_url, proxy = self.url("dms.proxy", proxy), "url"
+        tls = self.section("dms.tls", m.get("tls"), ("verify", "ca_file"))
+        ca_file = tls.get("ca_file")
+        return DmsSettings(
+            url=self.url("dms.url", m["url"]),
+            username=self.text("dms.username", m["username"]),
+            password=self.password(m),
+            auth=self.choice("dms.auth", m.get("auth"), "token", ("token", "basic")),
+            login_path=self.path("dms.login_path", _get(m, "login_path", "/auth/login")),
+            proxy=proxy,  # type: ignore[arg-type]
+            proxy_url=proxy_url,
+            tls=TlsSettings(
+                verify=self.boolean("dms.tls.verify", tls.get("verify"), True),
+                ca_file=None if ca_file is None else self.file("dms.tls.ca_file", ca_file),
+            ),
+            timeout=self.duration("dms.timeout", _get(m, "timeout", 10.0)),
+            page_size=self.integer("dms.page_size", m.get("page_size"), 1000, 1, 1000),
+            max_pages=self.integer("dms.max_pages", m.get("max_pages"), 1000, 1, 1_000_000),
+            max_concurrency=self.integer(
+                "dms.max_concurrency", m.get("max_concurrency"), 4, 1, 100
+            ),
+        )
+
+    def password(self, m: dict[str, Any]) -> str:
+        """The password from exactly one of password, password_env and password_file."""
+        given = [k for k in _PASSWORD_KEYS if m.get(k) is not None]
+        if len(given) != 1:
+            problem = "is required" if not given else f"is given {len(given)} times"
+            self.fail("dms.password", f"{problem}: set exactly one of {', '.join(_PASSWORD_KEYS)}")
+        key = f"dms.{given[0]}"
+        if given[0] == "password_env":
+            name = self.text(key, m[given[0]])
+            password = os.environ.get(name)
+            if password is None:
+                self.fail(key, f"environment variable {name} is not set")
+        elif given[0] == "password_file":
+            path = self.file(key, m[given[0]])
+            try:
+                with open(path, encoding="utf-8") as f:
+                    password = f.read().rstrip("\r\n")
+            except OSError as exc:
+                self.fail(key, f"cannot read {path}: {exc.strerror}")
+            except UnicodeDecodeError:
+                self.fail(key, f"cannot read {path}: not UTF-8 text")
+        else:
+            password = self.expect(key, m[given[0]], (str,), "a string")
+        if not password:
+            self.fail(key, "the password is empty")
+        return password
+
+    def endpoints(self, defaults: Any, endpoints: Any) -> dict[str, EndpointSettings]:
+        timing = self.section("defaults", defaults, _TIMING_KEYS)
+        shared = {k: (timing.get(k), f"defaults.{k}") for k in _TIMING_KEYS}
+        configured = self.section("endpoints", endpoints, ENDPOINTS)
+        return {name: self.endpoint(name, configured.get(name), shared) for name in ENDPOINTS}
+
+    def endpoint(
+        self, name: str, value: Any, shared: dict[str, tuple[Any, str]]
+    ) -> EndpointSettings:
+        """One endpoint: its own keys, else ``defaults``, else the built-in defaults."""
+        key = f"endpoints.{name}"
+        m = self.section(key, value, _ENDPOINT_KEYS)
+        default_path, default_interval = ENDPOINT_DEFAULTS[name]
+        own = {k: (m[k], f"{key}.{k}") for k in _TIMING_KEYS if m.get(k) is not None}
+        timing = {**shared, **own}
+        seconds = {
+            k: None if v is None else self.duration(where, v) for k, (v, where) in timing.items()
+        }
+        interval = seconds["interval"] or default_interval
+        timeout = seconds["timeout"] or max(min(interval * 0.8, interval - 1.0), interval / 2)
+        stale_after = seconds["stale_after"] or 3 * interval
+        for k, value, ok, relation in (
+            ("timeout", timeout, timeout < interval, "less than"),
+            ("stale_after", stale_after, stale_after >= interval, "at least"),
+        ):
+            if not ok:
+                where = timing[k][1]
+                of = "" if where.startswith(key) else f" of endpoint {name}"
+                self.fail(
+                    where, f"must be {relation} the interval{of} ({interval:g}s), got {value:g}s"
+                )
+        fields = self.strings(f"{key}.fields", m.get("fields"))
+        for canonical, renamed in fields.items():
+            if canonical not in KNOWN_FIELDS[name]:
+                known = ", ".join(KNOWN_FIELDS[name])
+                self.fail(f"{key}.fields.{canonical}", f"not a field of {name} (known: {known})")
+            self.text(f"{key}.fields.{canonical}", renamed)
+        return EndpointSettings(
+            name=name,
+            enabled=self.boolean(f"{key}.enabled", m.get("enabled"), True),
+            interval=interval,
+            timeout=timeout,
+            stale_after=stale_after,
+            path=self.path(f"{key}.path", _get(m, "path", default_path)),
+            params=self.params(f"{key}.params", m.get("params")),
+            fields=fields,
+        )
+
+    def params(self, key: str, value: Any) -> dict[str, str]:
+        params = self.strings(key, value)
+        for name in params:
+            if name in ("offset", "limit"):
+                self.fail(f"{key}.{name}", "is set by paging (see dms.page_size)")
+        return params
+
+    def display_names(self, value: Any) -> dict[str, str]:
+        """``display_names.file`` (a YAML map of id: text) overlaid by ``display_names.devices``."""
+        m = self.section("display_names", value, ("devices", "file"))
+        names: dict[str, str] = {}
+        if m.get("file") is not None:
+            path = self.file("display_names.file", m["file"])
+            names = _Reader(path, self.base_dir).strings("", _read_yaml(path))
+        names.update(self.strings("display_names.devices", m.get("devices")))
+        return names
+
+
+def _get(m: Mapping[str, Any], key: str, default: Any) -> Any:
+    """``m[key]``, or ``default`` when it is missing or null."""
+    value = m.get(key)
+    return default if value is None else value
+
+
+def _join(key: str, name: object) -> str:
+    return f"{key}.{name}" if key else str(name)
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "mapping", list: "list", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)

@@ -258,7 +258,7 @@ def _walk(v: Any, keys: tuple[str, ...]) -> Any:
     return v
 
 
-def parse(endpoint: str, payload: Any, fields: Mapping[str, str], *, now: float) -> Parsed:
+def parse(endpoint: str, payload: Any, fields: Mapping[str, str], now: float) -> Parsed:
     """Turn one endpoint's JSON into model rows.
 
     ``payload`` is a dict for ``system`` and a list of objects for every other endpoint (the
