@@ -1,0 +1,154 @@
+"""The exporter-health families: rendered per scrape from the store's state, always present."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Mapping, Sequence
+
+from ..errors import ERROR_REASONS
+from ..exposition import Family, Sample
+from ..model import EndpointStatus
+from . import counter, gauge, info
+
+__all__ = ["health_families"]
+
+_ENDPOINT = ("endpoint",)
+
+
+def health_families(
+    statuses: Sequence[EndpointStatus],
+    *,
+    dms_up: bool,
+    logins: Mapping[str, int],
+    render_durations: Mapping[str, float],
+    config_reload_ok: bool,
+    config_reload_ts: float | None,
+    version: str,
+    start_time: float,
+) -> list[Family]:
+    """``dms_up``, per-endpoint poll health, logins, render durations, config and build info.
+
+    ``logins`` maps ``success``/``failure`` to counts; ``render_durations`` maps group to the
+    seconds its last render took. Timestamps and durations not known yet have no sample.
+    """
+
+    def per_endpoint(value: Callable[[EndpointStatus], float | None]) -> list[Sample]:
+        return [((s.endpoint,), v) for s in statuses if (v := value(s)) is not None]
+
+    def errors(s: EndpointStatus) -> list[Sample]:
+        reasons = (*ERROR_REASONS, *sorted(set(s.errors_total) - set(ERROR_REASONS)))
+        return [((s.endpoint, r), s.errors_total.get(r, 0)) for r in reasons]
+
+    return [
+        gauge(
+            "dms_up",
+            "1 if the last poll of the DMS system endpoint succeeded (if it is disabled: of any"
+            " enabled endpoint).",
+            samples=[((), int(dms_up))],
+        ),
+        gauge(
+            "dms_exporter_endpoint_up",
+            "1 if the endpoint's last poll succeeded.",
+            _ENDPOINT,
+            per_endpoint(lambda s: int(s.up)),
+        ),
+        gauge(
+            "dms_exporter_endpoint_enabled",
+            "1 if polling of the endpoint is switched on.",
+            _ENDPOINT,
+            per_endpoint(lambda s: int(s.enabled)),
+        ),
+        gauge(
+            "dms_exporter_endpoint_interval_seconds",
+            "Configured poll interval of the endpoint.",
+            _ENDPOINT,
+            per_endpoint(lambda s: s.interval),
+        ),
+        gauge(
+            "dms_exporter_endpoint_last_poll_timestamp_seconds",
+            "Unix time the endpoint's last poll ended; absent before the first.",
+            _ENDPOINT,
+            per_endpoint(lambda s: s.last_poll),
+        ),
+        gauge(
+            "dms_exporter_endpoint_last_success_timestamp_seconds",
+            "Unix time the endpoint's last successful poll ended; absent before the first.",
+            _ENDPOINT,
+            per_endpoint(lambda s: s.last_success),
+        ),
+        gauge(
+            "dms_exporter_endpoint_poll_duration_seconds",
+            "Duration of the endpoint's last poll, all pages included.",
+            _ENDPOINT,
+            per_endpoint(lambda s: s.last_duration),
+        ),
+        gauge(
+            "dms_exporter_endpoint_rows",
+            "Rows in the endpoint's table held now (0 when none or stale).",
+            _ENDPOINT,
+            per_endpoint(lambda s: 0 if s.stale else s.rows),
+        ),
+        gauge(
+            "dms_exporter_endpoint_stale",
+            "1 if the endpoint's last good table outlived stale_after and its series were dropped.",
+            _ENDPOINT,
+            per_endpoint(lambda s: int(s.stale)),
+        ),
+        counter(
+            "dms_exporter_endpoint_polls",
+            "Polls of the endpoint done.",
+            _ENDPOINT,
+            per_endpoint(lambda s: s.polls_total),
+        ),
+        counter(
+            "dms_exporter_endpoint_errors",
+            "Failed polls of the endpoint, by reason.",
+            (*_ENDPOINT, "reason"),
+            [sample for s in statuses for sample in errors(s)],
+        ),
+        counter(
+            "dms_exporter_endpoint_rows_skipped",
+            "Rows of the endpoint dropped because they lacked an id.",
+            _ENDPOINT,
+            per_endpoint(lambda s: s.rows_skipped_total),
+        ),
+        counter(
+            "dms_exporter_endpoint_unknown_values",
+            "Enum values from the endpoint that the exporter does not know, exported as other.",
+            _ENDPOINT,
+            per_endpoint(lambda s: s.unknown_values_total),
+        ),
+        counter(
+            "dms_exporter_logins",
+            "Logins to the DMS, by result.",
+            ("result",),
+            [((r,), logins.get(r, 0)) for r in ("success", "failure")],
+        ),
+        gauge(
+            "dms_exporter_render_duration_seconds",
+            "Duration of the last render of a family group.",
+            ("group",),
+            [((g,), d) for g, d in sorted(render_durations.items())],
+        ),
+        gauge(
+            "dms_exporter_config_last_reload_successful",
+            "0 after a rejected configuration reload, else 1.",
+            samples=[((), int(config_reload_ok))],
+        ),
+        gauge(
+            "dms_exporter_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load.",
+            samples=[((), config_reload_ts)] if config_reload_ts is not None else [],
+        ),
+        info(
+            "dms_exporter_build",
+            "Version of the exporter and of Python running it (value 1).",
+            ("version", "python_version"),
+            [(version, platform.python_version())],
+        ),
+        gauge(
+            "dms_exporter_start_time_seconds",
+            "Unix time the exporter started.",
+            samples=[((), start_time)],
+        ),
+    ]
