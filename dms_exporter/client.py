@@ -1,0 +1,336 @@
+"""The DMS HTTP client: one aiohttp session, login, paging, and every failure as an ``errors`` type.
+
+``DmsClient.fetch`` returns the endpoint's JSON: a list (paging envelopes followed to the end and
+unwrapped, or a bare array) or an object (``/system/info``). It never sleeps for ``Retry-After``;
+it carries the hint on the error and the poller decides. Messages name the endpoint, method, path
+and status and never hold the password, the token or more than a short excerpt of a body.
+
+A body cut short of its ``Content-Length`` (the connection dropped mid-answer) is a
+``DmsConnectionError``: the transport failed, the DMS may have sent valid JSON. A body that arrived
+whole but is not JSON, is HTML, or has the wrong shape is a ``DmsPayloadError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import json
+import logging
+import math
+import re
+import ssl
+import time
+from datetime import UTC
+from typing import Any, Self
+
+import aiohttp
+
+from . import __version__
+from .config import DmsSettings, EndpointSettings
+from .errors import (
+    DmsApiError,
+    DmsAuthError,
+    DmsConnectionError,
+    DmsHttpError,
+    DmsPageLimitError,
+    DmsPayloadError,
+    DmsTimeoutError,
+    DmsUnavailableError,
+)
+
+__all__ = ["DmsClient"]
+
+log = logging.getLogger(__name__)
+
+_DECODE_IN_THREAD_BYTES = 1 << 20  # decode larger bodies off the event loop
+_EXCERPT_CHARS = 120
+
+
+class DmsClient:
+    """Talks to one DMS. Create it anywhere; its session is made on first use in the loop."""
+
+    def __init__(self, settings: DmsSettings) -> None:
+        self.settings = settings
+        self.logins: dict[str, int] = {"success": 0, "failure": 0}
+        self._session: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._login_lock = asyncio.Lock()
+        self._token: str | None = None
+        self._token_renew_at = math.inf  # loop time after which to log in again
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session; a later ``fetch`` opens a new one."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def fetch(self, endpoint: EndpointSettings) -> Any:
+        """GET ``endpoint``'s JSON, following pages; the whole call within ``endpoint.timeout``."""
+        try:
+            async with asyncio.timeout(endpoint.timeout):
+                return await self._fetch(endpoint)
+        except DmsApiError:
+            raise
+        except TimeoutError as exc:
+            raise DmsTimeoutError(
+                f"{endpoint.name}: GET {endpoint.path}: the poll did not finish within "
+                f"{endpoint.timeout:g}s",
+                endpoint=endpoint.name,
+            ) from exc
+
+    async def _fetch(self, endpoint: EndpointSettings) -> Any:
+        page_size = self.settings.page_size
+        params = dict(endpoint.params)
+        if endpoint.name != "system":  # the one endpoint that is a single object
+            params.update(offset="0", limit=str(page_size))
+        body = await self._get(endpoint, params)
+        if not _is_envelope(body):
+            if isinstance(body, list | dict):
+                return body
+            detail = f"not a JSON object or array but {type(body).__name__}"
+            raise self._error(DmsPayloadError, endpoint, "GET", endpoint.path, detail)
+        items: list[Any] = []
+        pages = 0
+        while True:
+            page = body["items"]
+            items.extend(page)
+            pages += 1
+            limit, total = body.get("limit"), body.get("total")
+            limit = min(limit, page_size) if _is_count(limit) and limit > 0 else page_size
+            # With a total, a short page is not the end (servers send those); without, it is.
+            done = len(items) >= total if _is_count(total) else len(page) < limit
+            if done or not page:
+                return items
+            if pages >= self.settings.max_pages:
+                raise self._error(
+                    DmsPageLimitError,
+                    endpoint,
+                    "GET",
+                    endpoint.path,
+                    f"more pages after dms.max_pages={pages} ({len(items)} items so far)",
+                )
+            body = await self._get(endpoint, {**params, "offset": str(len(items))})
+            if not _is_envelope(body):
+                detail = f"page {pages + 1} is not a paging envelope"
+                raise self._error(DmsPayloadError, endpoint, "GET", endpoint.path, detail)
+
+    async def _get(self, endpoint: EndpointSettings, params: dict[str, str]) -> Any:
+        """One authenticated GET; with a token, log in again once on 401 and retry once."""
+        if self.settings.auth == "basic":
+            return await self._request(endpoint, "GET", endpoint.path, params=params)
+        token = await self._login(endpoint)
+        try:
+            return await self._request(endpoint, "GET", endpoint.path, params=params, token=token)
+        except DmsAuthError:
+            log.debug("token refused, logging in again endpoint=%s", endpoint.name)
+        token = await self._login(endpoint, refused=token)
+        try:
+            return await self._request(endpoint, "GET", endpoint.path, params=params, token=token)
+        except DmsAuthError as exc:
+            detail = f"HTTP 401 even after logging in again ({exc.code or 'no error code'})"
+            error = self._error(DmsAuthError, endpoint, "GET", endpoint.path, detail, status=401)
+            raise error from exc
+
+    async def _login(self, endpoint: EndpointSettings, refused: str | None = None) -> str:
+        """A valid token: the cached one unless it expires soon or was ``refused``."""
+        async with self._login_lock:  # concurrent callers wait for one login
+            now = asyncio.get_running_loop().time()
+            token = self._token
+            if token is not None and token != refused and now < self._token_renew_at:
+                return token
+            self._token = None
+            try:
+                token, expires_in = await self._post_login(endpoint)
+            except DmsApiError:
+                self.logins["failure"] += 1
+                raise
+            self.logins["success"] += 1
+            renew_in = math.inf
+            if (_is_count(expires_in) or isinstance(expires_in, float)) and expires_in > 0:
+                renew_in = expires_in - min(60.0, expires_in / 10)
+            self._token, self._token_renew_at = token, now + renew_in
+            log.debug("logged in to the DMS expires_in=%s", expires_in)
+            return token
+
+    async def _post_login(self, endpoint: EndpointSettings) -> tuple[str, Any]:
+        """POST the credentials; ``(token, expiresIn)``. 401 or 403 is a ``DmsAuthError``."""
+        path = self.settings.login_path
+        credentials = {"username": self.settings.username, "password": self.settings.password}
+        try:
+            body = await self._request(endpoint, "POST", path, json_body=credentials)
+        except (DmsAuthError, DmsHttpError) as exc:
+            if exc.status not in (401, 403):
+                raise
+            detail = f"login as {self.settings.username!r} refused: HTTP {exc.status}"
+            kwargs = {"status": exc.status, "code": exc.code}
+            raise self._error(DmsAuthError, endpoint, "POST", path, detail, **kwargs) from exc
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise self._error(DmsPayloadError, endpoint, "POST", path, "no token in the answer")
+        return token, body.get("expiresIn")
+
+    async def _request(
+        self,
+        endpoint: EndpointSettings,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json_body: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> Any:
+        """One HTTP request within ``settings.timeout``; the decoded JSON of a 2xx answer."""
+        settings = self.settings
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        proxy = settings.proxy_url if settings.proxy == "url" else None
+        session = self._get_session(endpoint)
+        async with self._slots:
+            try:
+                async with asyncio.timeout(settings.timeout):
+                    async with session.request(
+                        method,
+                        settings.url + path,
+                        params=params,
+                        json=json_body,
+                        headers=headers,
+                        proxy=proxy,
+                    ) as response:
+                        body = await response.read()
+            except TimeoutError as exc:
+                detail = f"no answer within dms.timeout={settings.timeout:g}s"
+                raise self._error(DmsTimeoutError, endpoint, method, path, detail) from exc
+            except aiohttp.ClientPayloadError as exc:
+                detail = f"the answer was cut off: {_clip(str(exc))}"
+                raise self._error(DmsConnectionError, endpoint, method, path, detail) from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                detail = f"connection failed: {_clip(str(exc)) or type(exc).__name__}"
+                raise self._error(DmsConnectionError, endpoint, method, path, detail) from exc
+        status = response.status
+        if not 200 <= status < 300:
+            raise self._status_error(endpoint, method, path, response, body)
+        if response.content_type == "text/html":
+            detail = f"HTTP {status}: an HTML page, not JSON (a proxy or login page?)"
+            raise self._error(DmsPayloadError, endpoint, method, path, detail, status=status)
+        try:
+            if len(body) > _DECODE_IN_THREAD_BYTES:
+                return await asyncio.get_running_loop().run_in_executor(None, json.loads, body)
+            return json.loads(body)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            detail = f"HTTP {status}: the body is not JSON ({_clip(str(exc))})"
+            error = self._error(DmsPayloadError, endpoint, method, path, detail, status=status)
+            raise error from exc
+
+    def _status_error(
+        self,
+        endpoint: EndpointSettings,
+        method: str,
+        path: str,
+        response: aiohttp.ClientResponse,
+        body: bytes,
+    ) -> DmsApiError:
+        """The error for a non-2xx answer, with the DMS's ``{"error": {code, message}}``."""
+        status = response.status
+        code, message = _dms_error(body)
+        detail = " ".join(filter(None, (f"HTTP {status}", code)))
+        if message:
+            detail += f": {message}"
+        elif not code and body:
+            detail += f" ({len(body)} bytes of {response.content_type})"
+        kwargs: dict[str, Any] = {"status": status, "code": code}
+        if status == 401:
+            return self._error(DmsAuthError, endpoint, method, path, detail, **kwargs)
+        if status == 429 or status >= 500:
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            kwargs["retry_after"] = retry_after
+            if retry_after is not None:
+                detail += f" (retry after {retry_after:.0f}s)"
+            return self._error(DmsUnavailableError, endpoint, method, path, detail, **kwargs)
+        return self._error(DmsHttpError, endpoint, method, path, detail, **kwargs)
+
+    def _error(
+        self,
+        cls: type[DmsApiError],
+        endpoint: EndpointSettings,
+        method: str,
+        path: str,
+        detail: str,
+        **kwargs: Any,
+    ) -> DmsApiError:
+        """``cls`` with a message naming endpoint, method and path; the secrets masked."""
+        message = f"{endpoint.name}: {method} {path}: {detail}"
+        for secret in (self.settings.password, self._token):
+            if secret:
+                message = message.replace(secret, "***")
+        return cls(message, endpoint=endpoint.name, **kwargs)
+
+    def _get_session(self, endpoint: EndpointSettings) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            settings = self.settings
+            verify: ssl.SSLContext | bool = settings.tls.verify
+            if verify and settings.tls.ca_file:
+                try:
+                    verify = ssl.create_default_context(cafile=settings.tls.ca_file)
+                except (OSError, ssl.SSLError) as exc:
+                    detail = f"cannot load dms.tls.ca_file {settings.tls.ca_file}: {exc}"
+                    raise self._error(DmsConnectionError, endpoint, "GET", "", detail) from exc
+            headers = {"Accept": "application/json", "User-Agent": f"dms-exporter/{__version__}"}
+            if settings.auth == "basic":
+                pair = f"{settings.username}:{settings.password}".encode()
+                headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=verify),
+                trust_env=settings.proxy == "environment",
+                headers=headers,
+            )
+        return self._session
+
+
+def _is_envelope(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("items"), list)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _clip(text: str) -> str:
+    """A short, single-line excerpt of text that came from the DMS."""
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
+    return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 3] + "..."
+
+
+def _dms_error(body: bytes) -> tuple[str | None, str]:
+    """``(code, message)`` from a ``{"error": {"code", "message"}}`` body, else ``(None, "")``."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None, ""
+    if not isinstance(error, dict):
+        return None, ""
+    code, message = error.get("code"), error.get("message")
+    code = _clip(code) if isinstance(code, str) and code else None
+    return code, _clip(message) if isinstance(message, str) else ""
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
