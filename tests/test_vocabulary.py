@@ -1,0 +1,305 @@
+"""vocabulary.parse: the dms-api.md examples become the expected rows; bad values never raise."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dms_exporter import model
+from dms_exporter.errors import DmsPayloadError
+from dms_exporter.vocabulary import KNOWN_FIELDS, Parsed, parse, parse_time
+
+FIXTURES = Path(__file__).parent / "fixtures" / "dms"
+NOW = 1_780_315_200.0  # 2026-06-01T12:00:00Z
+T_11_59_42 = NOW - 18
+T_11_40_03 = NOW - 1197
+T_17_00, T_21_00 = NOW + 5 * 3600, NOW + 9 * 3600
+
+EXPECTED: dict[str, Any] = {
+    "system": model.SystemInfo(
+        name="DMS-PRIMARY",
+        version="11.4.0.0",
+        role="primary",
+        server_time=NOW,
+        uptime_seconds=864000.0,
+        licensed_devices=25000,
+    ),
+    "devices": model.Device(
+        id="dev-000123",
+        name="KXYZ Denver",
+        unit_address="000123456789",
+        serial_number="PV81K-2231-0457",
+        mac_address="00:0E:5C:12:34:56",
+        model="ProView 8130",
+        device_type="ird",
+        firmware_version="1.8.1.0.26",
+        connection_state="online",
+        control_mode="dms",
+        last_contact=T_11_59_42,
+        group_ids=("g-west", "g-affiliates"),
+        site="Denver Headend",
+        region="US-West",
+        authorization_state="authorized",
+    ),
+    "groups": model.Group(id="g-west", name="West Region", parent_id="", device_count=412),
+    "services": model.Service(
+        id="svc-101", name="Network East HD", program_number=101, tier="BASIC"
+    ),
+    "authorization_sets": model.AuthorizationSet(
+        id="as-basic",
+        name="Basic Package",
+        type="permanent",
+        enabled=True,
+        service_ids=("svc-101", "svc-102"),
+        target_group_ids=("g-affiliates",),
+        target_device_ids=(),
+        device_count=1830,
+        last_modified=NOW - 12 * 86400 - 4 * 3600,
+    ),
+    "schedule_authorizations": model.ScheduleAuthorization(
+        id="sa-sunday-west",
+        name="Sunday Game - West",
+        authorization_set_id="as-sports",
+        service_ids=("svc-201",),
+        target_group_ids=("g-west",),
+        target_device_ids=(),
+        start_time=T_17_00,
+        end_time=T_21_00,
+        state="active",
+        device_count=412,
+    ),
+    "authorizations": model.Authorization(
+        device_id="dev-000123",
+        service_id="svc-201",
+        authorization_set_id="as-sports",
+        schedule_authorization_id="sa-sunday-west",
+        source="schedule",
+        authorized=True,
+        valid_from=T_17_00,
+        valid_to=T_21_00,
+    ),
+    "destinations": model.Destination(
+        id="dst-000123-1",
+        device_id="dev-000123",
+        name="Output 1",
+        type="ip",
+        enabled=True,
+        service_id="svc-101",
+        ip_address="239.10.1.1",
+        ip_port=5000,
+        status="ok",
+    ),
+    "alarms": model.Alarm(
+        id="al-88213",
+        device_id="dev-000123",
+        source="device",
+        fault_object="DVB-S2 Input 1",
+        code="SIGNAL_LOSS",
+        description="Input signal lost",
+        severity="critical",
+        state="active",
+        asserted_time=T_11_40_03,
+        cleared_time=None,
+        acknowledged=False,
+    ),
+}
+
+
+def example(endpoint: str) -> Any:
+    return json.loads((FIXTURES / endpoint / "example.json").read_text())
+
+
+def device(**changes: Any) -> dict[str, Any]:
+    """The dms-api.md device with ``changes`` applied (a value of ... removes the key)."""
+    item = {**example("devices")[0], **changes}
+    return {k: v for k, v in item.items() if v is not ...}
+
+
+@pytest.mark.parametrize("endpoint", model.ENDPOINTS)
+def test_example_parses_to_expected_row(endpoint: str) -> None:
+    parsed = parse(endpoint, example(endpoint), {}, now=NOW)
+    assert parsed == Parsed(rows=(EXPECTED[endpoint],), skipped=0, unknown_values=0)
+
+
+def test_known_fields_cover_every_endpoint_and_example_key() -> None:
+    assert tuple(KNOWN_FIELDS) == model.ENDPOINTS
+    assert "location.site" in KNOWN_FIELDS["devices"]
+    assert "deviceId" in KNOWN_FIELDS["authorizations"]
+    unused = {"recoveryTip"}  # in the API, not in the model
+    for endpoint in model.ENDPOINTS:
+        payload = example(endpoint)
+        item = payload if isinstance(payload, dict) else payload[0]
+        top = {name.split(".")[0] for name in KNOWN_FIELDS[endpoint]}
+        assert set(item) - unused == top, endpoint
+
+
+def test_renames_including_dotted() -> None:
+    item = device(connectionState=..., location=..., status="OFFLINE", siteName="Boulder")
+    item["geo"] = {"area": {"name": "US-Mountain"}}
+    fields = {
+        "connectionState": "status",
+        "location.site": "siteName",
+        "location.region": "geo.area.name",
+    }
+    (row,) = parse("devices", [item], fields, now=NOW).rows
+    assert (row.connection_state, row.site, row.region) == ("offline", "Boulder", "US-Mountain")
+
+
+def test_renamed_id() -> None:
+    parsed = parse("groups", [{"groupId": "g-1", "name": "One"}], {"id": "groupId"}, now=NOW)
+    assert [r.id for r in parsed.rows] == ["g-1"]
+
+
+def test_unknown_enum_values_become_other_and_are_counted() -> None:
+    items = [
+        device(id="d1", connectionState="SLEEPING"),  # unknown spelling
+        device(id="d2", controlMode=3, deviceType=None),  # wrong type, null
+        device(id="d3", authorizationState=...),  # missing
+        device(id="d4", connectionState="OTHER"),  # our placeholder is not a DMS value
+        device(id="d5", connectionState="online"),  # lower case is accepted
+    ]
+    parsed = parse("devices", items, {}, now=NOW)
+    rows = {r.id: r for r in parsed.rows}
+    assert rows["d1"].connection_state == model.OTHER
+    assert (rows["d2"].control_mode, rows["d2"].device_type) == (model.OTHER, model.OTHER)
+    assert rows["d3"].authorization_state == model.OTHER
+    assert rows["d4"].connection_state == model.OTHER
+    assert rows["d5"].connection_state == "online"
+    assert parsed.unknown_values == 5
+    assert parsed.skipped == 0
+
+
+def test_missing_fields_get_empty_values() -> None:
+    (row,) = parse("devices", [{"id": "dev-1"}], {}, now=NOW).rows
+    assert row == model.Device(
+        id="dev-1",
+        name="",
+        unit_address="",
+        serial_number="",
+        mac_address="",
+        model="",
+        device_type=model.OTHER,
+        firmware_version="",
+        connection_state=model.OTHER,
+        control_mode=model.OTHER,
+        last_contact=None,
+        group_ids=(),
+        site="",
+        region="",
+        authorization_state=model.OTHER,
+    )
+    (alarm,) = parse(
+        "alarms", [{"id": "al-1", "source": "DMS", "deviceId": None}], {}, now=NOW
+    ).rows
+    assert (alarm.device_id, alarm.source, alarm.acknowledged) == ("", "dms", False)
+
+
+def test_wrong_types_do_not_raise() -> None:
+    item = device(
+        name=42,  # number where text is expected: its text
+        unitAddress=True,  # a boolean is not text
+        model={"x": 1},
+        groupIds=["g-1", 7, None, {"id": "g-2"}, ""],  # keep what can be an id
+        location="Denver",  # not an object: site and region empty
+        lastContact=1780315182,  # not ISO text
+    )
+    (row,) = parse("devices", [item], {}, now=NOW).rows
+    assert (row.name, row.unit_address, row.model) == ("42", "", "")
+    assert row.group_ids == ("g-1", "7")
+    assert (row.site, row.region, row.last_contact) == ("", "", None)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (101, 101),
+        ("101", 101),
+        (101.0, 101),
+        ("1e2", 100),
+        ("ten", None),
+        (True, None),
+        (None, None),
+    ],
+)
+def test_numbers(value: Any, expected: int | None) -> None:
+    (row,) = parse("services", [{"id": "s", "programNumber": value}], {}, now=NOW).rows
+    assert row.program_number == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(True, True), (False, False), ("true", True), ("no", False), (1, False)]
+)
+def test_booleans(value: Any, expected: bool) -> None:
+    (row,) = parse("destinations", [{"id": "d", "enabled": value}], {}, now=NOW).rows
+    assert row.enabled is expected
+
+
+def test_rows_without_id_are_skipped_and_counted() -> None:
+    items = [
+        device(id="ok"),
+        device(id=...),
+        device(id=None),
+        device(id=""),
+        "dev-5",
+        None,
+        device(id=12345),  # a numeric id is kept as text
+    ]
+    parsed = parse("devices", items, {}, now=NOW)
+    assert [r.id for r in parsed.rows] == ["ok", "12345"]
+    assert parsed.skipped == 5
+
+
+def test_authorization_needs_device_and_service() -> None:
+    base = example("authorizations")[0]
+    items = [base, {**base, "serviceId": None}, {**base, "deviceId": ...}]
+    items[2] = {k: v for k, v in items[2].items() if v is not ...}
+    parsed = parse("authorizations", items, {}, now=NOW)
+    assert len(parsed.rows) == 1 and parsed.skipped == 2
+
+
+def test_skipped_rows_do_not_count_unknown_values() -> None:
+    parsed = parse("devices", [{"connectionState": "WEIRD"}], {}, now=NOW)
+    assert (parsed.rows, parsed.skipped, parsed.unknown_values) == ((), 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-06-01T12:00:00Z", NOW),
+        ("2026-06-01T12:00:00.250Z", NOW + 0.25),
+        ("2026-06-01T14:00:00+02:00", NOW),
+        ("2026-06-01T07:00:00-05:00", NOW),
+        ("2026-06-01T12:00:00", NOW),  # no offset: UTC, as the DMS sends
+        (None, None),
+        ("", None),
+        ("yesterday", None),
+        ("2026-13-01T00:00:00Z", None),
+        (1780315200, None),
+    ],
+)
+def test_times(text: Any, expected: float | None) -> None:
+    assert parse_time(text) == expected
+    (row,) = parse("alarms", [{"id": "a", "assertedTime": text}], {}, now=NOW).rows
+    assert row.asserted_time == expected
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "payload"),
+    [
+        ("devices", {"items": []}),
+        ("devices", "text"),
+        ("alarms", None),
+        ("system", [{"name": "DMS"}]),
+    ],
+)
+def test_wrong_overall_shape_raises(endpoint: str, payload: Any) -> None:
+    with pytest.raises(DmsPayloadError) as caught:
+        parse(endpoint, payload, {}, now=NOW)
+    assert caught.value.endpoint == endpoint and caught.value.reason == "payload"
+
+
+def test_empty_collection() -> None:
+    assert parse("alarms", [], {}, now=NOW) == Parsed(rows=(), skipped=0, unknown_values=0)
