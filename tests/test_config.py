@@ -9,6 +9,7 @@ import pytest
 from dms_exporter.config import ENDPOINT_DEFAULTS, config_from_mapping, demo_config, load_config
 from dms_exporter.errors import ConfigError
 from dms_exporter.model import ENDPOINTS
+from dms_exporter.vocabulary import KNOWN_FIELDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 INVALID = sorted((FIXTURES / "invalid").glob("*.yml"))
@@ -199,3 +200,16 @@ def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(str(EXAMPLE))
     assert config.dms.password == "example-pw"
     assert tuple(config.endpoints) == ENDPOINTS
+
+
+def test_docs_list_every_field_and_key() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    for endpoint, fields in KNOWN_FIELDS.items():
+        row = f"| `{endpoint}` | " + ", ".join(f"`{f}`" for f in fields) + " |"
+        assert row in docs, endpoint
+    keys = ["url", "username", "password_env", "password_file", "auth", "login_path", "proxy"]
+    keys += ["tls.verify", "tls.ca_file", "page_size", "max_pages", "max_concurrency"]
+    keys += ["enabled", "interval", "stale_after", "path", "params", "fields", "retrieval"]
+    keys += ["active_params", "allow_schedule_authorization", "devices", "file"]
+    for key in keys:
+        assert f"`{key}`" in docs, key
