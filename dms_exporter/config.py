@@ -156,6 +156,7 @@ _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _DURATION_WHAT = 'a duration like "30s" or a number of seconds'
 _SECRET_KEYS = frozenset({"dms.password"})
+_USERINFO = re.compile(r"//[^/@\s]*@")  # user:password@ in a URL, masked in messages
 _PASSWORD_KEYS = ("password", "password_env", "password_file")
 _TOP_KEYS = (
     "dms",
@@ -203,7 +204,7 @@ class _Reader:
             return "null"
         if key in _SECRET_KEYS or not isinstance(value, str | int | float):
             return f"a {_type_name(value)}"
-        text = json.dumps(value) if isinstance(value, str) else repr(value)
+        text = json.dumps(_USERINFO.sub("//***@", value)) if isinstance(value, str) else repr(value)
         return text if len(text) <= 60 else text[:56] + '..."'
 
     def expect(self, key: str, value: Any, types: tuple[type, ...], what: str) -> Any:
@@ -262,14 +263,15 @@ class _Reader:
         """An http(s) URL with a host and no credentials, query or fragment."""
         text = self.text(key, value).strip()
         parts = urlsplit(text)
+        if parts.username or parts.password:
+            hint = "use dms.username and dms.password" if key == "dms.url" else "not supported"
+            self.fail(key, f"must not hold credentials (user:password@): {hint}")
         try:
             parts.port  # noqa: B018 - raises ValueError for a bad port
         except ValueError:
             self.fail(key, f"has an invalid port, got {self.show(key, text)}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.fail(key, f"must be an http:// or https:// URL, got {self.show(key, text)}")
-        if parts.username or parts.password:
-            self.fail(key, "must not hold credentials; use dms.username and dms.password")
         if parts.query or parts.fragment:
             self.fail(key, "must not have a query or fragment")
         return text.rstrip("/")
