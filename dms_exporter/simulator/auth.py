@@ -1,0 +1,99 @@
+"""Authentication: token login with expiry and revocation, or HTTP Basic on every call."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets
+from dataclasses import dataclass, field
+
+from .clock import Clock
+
+AUTH_MODES = ("token", "basic")
+
+
+@dataclass(frozen=True)
+class Denied:
+    """Why a call is refused: the error code and message of the 401 body."""
+
+    code: str
+    message: str
+
+
+@dataclass
+class Authenticator:
+    """Checks credentials and tokens against the simulator clock. Never logs the password."""
+
+    mode: str
+    username: str
+    password: str = field(repr=False)
+    token_ttl: float
+    clock: Clock
+    _tokens: dict[str, float] = field(default_factory=dict, repr=False)  # token -> expiry
+    _revoked: set[str] = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in AUTH_MODES:
+            raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}")
+
+    def credentials_ok(self, username: object, password: object) -> bool:
+        """Constant-time comparison of a username and password."""
+        if not isinstance(username, str) or not isinstance(password, str):
+            return False
+        user_ok = hmac.compare_digest(username.encode(), self.username.encode())
+        pass_ok = hmac.compare_digest(password.encode(), self.password.encode())
+        return user_ok and pass_ok
+
+    def issue_token(self) -> dict[str, object]:
+        """A new token, valid for ``token_ttl`` simulated seconds: the login response body."""
+        now = self.clock.now()
+        if len(self._tokens) > 10000:
+            self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
+        token = secrets.token_urlsafe(24)
+        self._tokens[token] = now + self.token_ttl
+        return {"token": token, "expiresIn": int(self.token_ttl)}
+
+    def check(self, authorization: str | None) -> Denied | None:
+        """``None`` if the ``Authorization`` header lets the call through, else why not."""
+        scheme, _, value = (authorization or "").strip().partition(" ")
+        value = value.strip()
+        if self.mode == "basic":
+            if scheme.lower() != "basic" or not value:
+                return Denied("AUTHENTICATION_REQUIRED", "HTTP Basic credentials required")
+            try:
+                user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return Denied("INVALID_CREDENTIALS", "malformed Basic credentials")
+            if not self.credentials_ok(user, password):
+                return Denied("INVALID_CREDENTIALS", "invalid username or password")
+            return None
+        if scheme.lower() != "bearer" or not value:
+            return Denied("AUTHENTICATION_REQUIRED", "bearer token required")
+        if value in self._revoked:
+            return Denied("TOKEN_REVOKED", "token has been revoked")
+        expiry = self._tokens.get(value)
+        if expiry is None:
+            return Denied("INVALID_TOKEN", "unknown token")
+        if self.clock.now() >= expiry:
+            return Denied("TOKEN_EXPIRED", "token has expired")
+        return None
+
+    def revoke_all(self) -> int:
+        """Revoke every token issued so far; returns how many."""
+        count = len(self._tokens)
+        self._revoked.update(self._tokens)
+        self._tokens.clear()
+        return count
+
+    def expire_all(self) -> int:
+        """Make every token issued so far expired now; returns how many."""
+        now = self.clock.now()
+        for token in self._tokens:
+            self._tokens[token] = min(self._tokens[token], now)
+        return len(self._tokens)
+
+    @property
+    def token_count(self) -> int:
+        """Tokens issued and not revoked (expired ones included)."""
+        return len(self._tokens)
