@@ -297,14 +297,15 @@ def parse(endpoint: str, payload: Any, fields: Mapping[str, str], now: float) ->
         if None in values:
             skipped += 1
             continue
-        for key, rest, convert in value_plan:
-            v = item.get(key)
-            values.append(convert(v if rest is None else _walk(v, rest)))
+        values += [_get(item, key, rest, convert) for key, rest, convert in value_plan]
         rows.append(row_type(*values))
     return Parsed(rows=tuple(rows), skipped=skipped, unknown_values=unknown[0])
 
 
-def _get(item: dict[str, Any], key: str, rest: tuple[str, ...] | None, convert: Any) -> Any:
+def _get(
+    item: dict[str, Any], key: str, rest: tuple[str, ...] | None, convert: Callable[[Any], Any]
+) -> Any:
+    """The converted value of ``key`` (then the ``rest`` of a dotted path) in ``item``."""
     v = item.get(key)
     return convert(v if rest is None else _walk(v, rest))
 
