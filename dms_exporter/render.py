@@ -42,7 +42,7 @@ GROUPS: Mapping[str, tuple[str, ...]] = {
 }
 
 #: gzip level of cached chunks; see bench/bench_render.py for the measured trade-off.
-GZIP_LEVEL = 6
+GZIP_LEVEL = 1
 
 _Tables = Mapping[str, Table | None]
 
