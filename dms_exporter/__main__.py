@@ -1,0 +1,166 @@
+"""Command line: ``dms-exporter --config.file=dms.yml`` or ``dms-exporter --demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+
+from aiohttp import web
+
+from . import __version__
+from .config import Config, demo_config, load_config
+from .errors import ConfigError
+from .exporter import Exporter
+from .logs import LEVELS, setup_logging
+from .web import make_app
+
+log = logging.getLogger("dms_exporter")
+
+DEFAULT_PORT = 9883
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Prometheus-style flags."""
+    parser = argparse.ArgumentParser(
+        prog="dms-exporter", description="Prometheus exporter for the Harmonic DMS."
+    )
+    parser.add_argument("--config.file", dest="config_file", help="YAML configuration file")
+    parser.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        help="validate the configuration file and exit (0 if valid)",
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=None,
+        help=f"host:port to serve on (default :{DEFAULT_PORT}; 127.0.0.1:{DEFAULT_PORT} "
+        "with --demo)",
+    )
+    parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
+    parser.add_argument(
+        "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="start an embedded DMS simulator and export it (no config file needed)",
+    )
+    parser.add_argument(
+        "--demo.devices",
+        dest="demo_devices",
+        type=int,
+        default=1000,
+        help="devices in the demo simulator (default 1000)",
+    )
+    parser.add_argument("--version", action="version", version=f"dms-exporter {__version__}")
+    args = parser.parse_args(argv)
+    if args.demo == bool(args.config_file):
+        parser.error("give exactly one of --config.file or --demo")
+    if args.config_check and not args.config_file:
+        parser.error("--config.check needs --config.file")
+    return args
+
+
+def split_listen_address(address: str) -> tuple[str | None, int]:
+    """``host:port`` -> (host, port); an empty host (``:9883``) means every interface."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--web.listen-address: expected host:port, got {address!r}")
+    return (host.strip("[]") or None), int(port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dms-exporter`` console script."""
+    args = parse_args(argv)
+    config: Config | None = None
+    if args.config_file:
+        try:
+            config = load_config(args.config_file)
+        except ConfigError as exc:
+            print(f"dms-exporter: invalid configuration: {exc}", file=sys.stderr)
+            return 1
+        if args.config_check:
+            print(f"dms-exporter: configuration {args.config_file} is valid")
+            return 0
+    listen = args.listen_address or (
+        f"127.0.0.1:{DEFAULT_PORT}" if args.demo else f":{DEFAULT_PORT}"
+    )
+    try:
+        host, port = split_listen_address(listen)
+    except ValueError as exc:
+        print(f"dms-exporter: {exc}", file=sys.stderr)
+        return 1
+    secrets = setup_logging(args.log_level, args.log_format)
+    if config is not None:
+        secrets.secrets.add(config.dms.password)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args, config, host, port, secrets.secrets))
+    return 0
+
+
+async def _serve(
+    args: argparse.Namespace,
+    config: Config | None,
+    host: str | None,
+    port: int,
+    secrets: set[str],
+) -> None:
+    async with _dms_config(args, config) as running_config:
+        secrets.add(running_config.dms.password)
+        exporter = Exporter(running_config, config_file=args.config_file)
+        runner = web.AppRunner(make_app(exporter), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            log.info(
+                "listening address=%s:%d version=%s dms=%s",
+                host or "0.0.0.0",
+                port,
+                __version__,
+                running_config.dms.url,
+            )
+            await _wait_for_signals(exporter)
+        finally:
+            await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def _dms_config(args: argparse.Namespace, config: Config | None) -> AsyncIterator[Config]:
+    """The config to run: the file's, or a demo config pointing at an embedded simulator."""
+    if config is not None:
+        yield config
+        return
+    from .simulator import start_simulator  # only the demo needs it
+
+    async with start_simulator(devices=args.demo_devices, seed=1) as sim:
+        log.info("demo simulator started url=%s devices=%d", sim.base_url, args.demo_devices)
+        yield demo_config(sim.base_url, sim.username, sim.password)
+
+
+async def _wait_for_signals(exporter: Exporter) -> None:
+    """Serve until SIGTERM or SIGINT; reload the config on SIGHUP."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_hup() -> None:
+        task = asyncio.create_task(exporter.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

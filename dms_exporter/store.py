@@ -1,0 +1,239 @@
+"""In-memory tables, endpoint health and the pre-rendered exposition.
+
+The store is the one place the pollers write to and the web handlers read from. Each endpoint's
+last good ``Table`` is replaced whole; when a table changes, the family groups that depend on it
+are rendered again (in a worker thread, so a 100k-device render never blocks the event loop) and
+their cached bytes are swapped in. A scrape only joins cached bytes and renders the small health
+block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from . import __version__
+from .config import Config, EndpointSettings
+from .errors import ERROR_REASONS
+from .exposition import render_openmetrics, render_text
+from .families.health import health_families
+from .model import ENDPOINTS, EndpointStatus, Table
+from .render import GROUPS, Chunk, RenderContext, groups_for, render_group
+
+__all__ = ["Exposition", "Store", "render_context"]
+
+log = logging.getLogger(__name__)
+
+OPENMETRICS_EOF = b"# EOF\n"
+
+
+def render_context(config: Config) -> RenderContext:
+    """The render settings a config implies."""
+    return RenderContext(
+        display_names=config.display_names,
+        allow_schedule_authorization=config.allow_schedule_authorization,
+        alarm_retrieval=config.alarm_retrieval,
+        paths={name: ep.path for name, ep in config.endpoints.items()},
+        intervals={name: ep.interval for name, ep in config.endpoints.items()},
+    )
+
+
+@dataclass(slots=True)
+class _Health:
+    """Mutable health of one endpoint; ``EndpointStatus`` is its frozen view."""
+
+    settings: EndpointSettings
+    up: bool = False
+    stale: bool = False
+    last_poll: float | None = None
+    last_success: float | None = None
+    last_duration: float | None = None
+    last_result: str = "pending"
+    last_error: str = ""
+    polls_total: int = 0
+    errors_total: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_REASONS, 0))
+    rows_skipped_total: int = 0
+    unknown_values_total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Exposition:
+    """The parts of one ``/metrics`` answer, in order; the handler writes them one by one."""
+
+    parts: tuple[bytes, ...]
+    content_length: int
+
+
+class Store:
+    """Tables, health and rendered chunks of every endpoint; see the module docstring."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.start_time = clock()
+        self.tables: dict[str, Table | None] = dict.fromkeys(ENDPOINTS)
+        self._health: dict[str, _Health] = {}
+        self._chunks: dict[str, Chunk] = {}
+        self._render_durations: dict[str, float] = {}
+        self._render_locks = {group: asyncio.Lock() for group in GROUPS}
+        self.logins: Mapping[str, int] = {"success": 0, "failure": 0}
+        self.config_reload_ok = True
+        self.config_reload_timestamp: float | None = self.start_time
+        self.apply_config(config)
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def apply_config(self, config: Config) -> None:
+        """Adopt a (new) config: settings, render context; drop tables of disabled endpoints."""
+        self.config = config
+        self.context = render_context(config)
+        for name, settings in config.endpoints.items():
+            health = self._health.get(name)
+            if health is None:
+                health = self._health[name] = _Health(settings)
+            health.settings = settings
+            if not settings.enabled:
+                self.tables[name] = None
+                health.up = False
+                health.stale = False
+                health.last_result = "disabled"
+            elif health.last_result == "disabled":
+                health.last_result = "pending"
+
+    # -- writes from the pollers -----------------------------------------------------------
+
+    def record_success(
+        self,
+        endpoint: str,
+        table: Table,
+        *,
+        duration: float,
+        rows_skipped: int = 0,
+        unknown_values: int = 0,
+    ) -> tuple[str, ...]:
+        """Keep ``table`` as the endpoint's data; return the groups to render if it changed."""
+        health = self._health[endpoint]
+        health.polls_total += 1
+        health.up = True
+        health.last_poll = health.last_success = table.fetched_at
+        health.last_duration = duration
+        health.last_result = "ok"
+        health.last_error = ""
+        health.rows_skipped_total += rows_skipped
+        health.unknown_values_total += unknown_values
+        old = self.tables[endpoint]
+        was_stale, health.stale = health.stale, False
+        if old is not None and old.rows == table.rows and not was_stale:
+            return ()
+        self.tables[endpoint] = table
+        return groups_for(endpoint)
+
+    def record_failure(self, endpoint: str, *, reason: str, message: str, duration: float) -> None:
+        """Count a failed poll; the last good table stays until it is stale."""
+        health = self._health[endpoint]
+        health.polls_total += 1
+        health.up = False
+        health.last_poll = self._clock()
+        health.last_duration = duration
+        health.last_result = reason
+        health.last_error = message
+        health.errors_total[reason] = health.errors_total.get(reason, 0) + 1
+
+    def expire_stale(self) -> tuple[str, ...]:
+        """Drop tables older than their ``stale_after``; return the groups to render."""
+        now = self._clock()
+        groups: set[str] = set()
+        for name, health in self._health.items():
+            if self.tables[name] is None or health.last_success is None:
+                continue
+            if now - health.last_success > health.settings.stale_after:
+                log.warning(
+                    "dropping stale data endpoint=%s age_seconds=%.0f",
+                    name,
+                    now - health.last_success,
+                )
+                self.tables[name] = None
+                health.stale = True
+                groups.update(groups_for(name))
+        return tuple(sorted(groups))
+
+    async def render(self, groups: Iterable[str]) -> None:
+        """Render ``groups`` from the current tables in a worker thread and swap the bytes in."""
+        loop = asyncio.get_running_loop()
+        for group in groups:
+            async with self._render_locks[group]:
+                tables = dict(self.tables)  # a shallow copy: tables themselves are immutable
+                started = time.perf_counter()
+                chunk = await loop.run_in_executor(None, render_group, group, tables, self.context)
+                self._render_durations[group] = time.perf_counter() - started
+                self._chunks[group] = chunk
+
+    # -- reads for the web handlers ----------------------------------------------------------
+
+    def status(self, endpoint: str) -> EndpointStatus:
+        """The frozen status of one endpoint."""
+        health = self._health[endpoint]
+        table = self.tables[endpoint]
+        return EndpointStatus(
+            endpoint=endpoint,
+            path=health.settings.path,
+            enabled=health.settings.enabled,
+            interval=health.settings.interval,
+            up=health.up,
+            stale=health.stale,
+            last_poll=health.last_poll,
+            last_success=health.last_success,
+            last_duration=health.last_duration,
+            last_result=health.last_result,
+            last_error=health.last_error,
+            rows=len(table.rows) if table is not None else 0,
+            polls_total=health.polls_total,
+            errors_total=dict(health.errors_total),
+            rows_skipped_total=health.rows_skipped_total,
+            unknown_values_total=health.unknown_values_total,
+        )
+
+    def statuses(self) -> list[EndpointStatus]:
+        """The status of every endpoint, in the canonical order."""
+        return [self.status(name) for name in ENDPOINTS]
+
+    @property
+    def ready(self) -> bool:
+        """True once every enabled endpoint has been polled at least once."""
+        return all(h.last_poll is not None for h in self._health.values() if h.settings.enabled)
+
+    @property
+    def dms_up(self) -> bool:
+        """The last poll of ``system`` succeeded (if it is off: of any enabled endpoint)."""
+        system = self._health["system"]
+        if system.settings.enabled:
+            return system.up
+        return any(h.up for h in self._health.values() if h.settings.enabled)
+
+    def exposition(self, *, openmetrics: bool, gzipped: bool) -> Exposition:
+        """The body of a scrape: cached group chunks, then the health block rendered now."""
+        families = health_families(
+            self.statuses(),
+            dms_up=self.dms_up,
+            logins=self.logins,
+            render_durations=self._render_durations,
+            config_reload_ok=self.config_reload_ok,
+            config_reload_ts=self.config_reload_timestamp,
+            version=__version__,
+            start_time=self.start_time,
+        )
+        if openmetrics:
+            tail = render_openmetrics(families) + OPENMETRICS_EOF
+        else:
+            tail = render_text(families)
+        chunks = [self._chunks[g] for g in GROUPS if g in self._chunks]
+        if gzipped:
+            attr = "openmetrics_gzip" if openmetrics else "text_gzip"
+            tail = gzip.compress(tail, compresslevel=6)
+        else:
+            attr = "openmetrics" if openmetrics else "text"
+        parts = (*(getattr(c, attr) for c in chunks), tail)
+        return Exposition(parts=parts, content_length=sum(len(p) for p in parts))

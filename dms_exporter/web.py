@@ -1,0 +1,128 @@
+"""The exporter's HTTP interface (aiohttp).
+
+``/metrics`` writes the store's pre-rendered parts; nothing here calls the DMS except
+``POST /-/refresh/<endpoint>``, which an operator asks for explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+
+from aiohttp import web
+
+from . import __version__
+from .exporter import Exporter, UnknownEndpointError
+from .exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, choose_format
+from .model import ENDPOINTS
+
+__all__ = ["EXPORTER_KEY", "make_app"]
+
+EXPORTER_KEY = web.AppKey("exporter", Exporter)
+
+
+def make_app(exporter: Exporter) -> web.Application:
+    """The aiohttp application serving ``exporter``; it starts and stops the exporter."""
+    app = web.Application()
+    app[EXPORTER_KEY] = exporter
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/", landing)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_get("/api/v1/endpoints", endpoints)
+    app.router.add_post("/-/refresh/{endpoint}", refresh)
+    app.router.add_post("/-/reload", reload)
+    app.cleanup_ctx.append(_run_exporter)
+    return app
+
+
+async def _run_exporter(app: web.Application):  # type: ignore[no-untyped-def]
+    exporter = app[EXPORTER_KEY]
+    await exporter.start()
+    yield
+    await exporter.stop()
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """The exposition, in the format the Accept header asks for, gzipped if accepted."""
+    openmetrics = choose_format(request.headers.get("Accept", "")) == "openmetrics"
+    gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+    exposition = request.app[EXPORTER_KEY].store.exposition(
+        openmetrics=openmetrics, gzipped=gzipped
+    )
+    response = web.StreamResponse(
+        headers={"Content-Type": CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT}
+    )
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept, Accept-Encoding"
+    response.content_length = exposition.content_length
+    await response.prepare(request)
+    for part in exposition.parts:
+        await response.write(part)
+    await response.write_eof()
+    return response
+
+
+async def landing(request: web.Request) -> web.Response:
+    """A small page with links, for a person who opens the exporter in a browser."""
+    links = "".join(
+        f'<li><a href="{href}">{html.escape(text)}</a></li>'
+        for href, text in (
+            ("/metrics", "Metrics"),
+            ("/api/v1/endpoints", "Endpoint status (JSON)"),
+            ("/-/healthy", "Health"),
+            ("/-/ready", "Readiness"),
+        )
+    )
+    body = (
+        "<!doctype html><html><head><title>DMS Exporter</title></head><body>"
+        f"<h1>DMS Exporter</h1><p>Version {html.escape(__version__)}</p><ul>{links}</ul>"
+        "<p>Refresh one endpoint now: <code>POST /-/refresh/&lt;endpoint&gt;</code>, "
+        f"endpoints: {', '.join(ENDPOINTS)}.</p></body></html>"
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+async def healthy(request: web.Request) -> web.Response:
+    """200 while the process serves requests."""
+    return web.Response(text="Healthy\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    """200 once every enabled endpoint has been polled once, 503 before."""
+    if request.app[EXPORTER_KEY].store.ready:
+        return web.Response(text="Ready\n")
+    return web.Response(status=503, text="Not ready: waiting for the first poll\n")
+
+
+async def endpoints(request: web.Request) -> web.Response:
+    """The status of every endpoint as JSON."""
+    store = request.app[EXPORTER_KEY].store
+    return web.json_response({"endpoints": [dataclasses.asdict(s) for s in store.statuses()]})
+
+
+async def refresh(request: web.Request) -> web.Response:
+    """Poll one endpoint now; 200 with its status if the poll succeeded, 502 if it failed."""
+    exporter = request.app[EXPORTER_KEY]
+    name = request.match_info["endpoint"]
+    try:
+        status = await exporter.refresh(name)
+    except UnknownEndpointError:
+        return web.json_response(
+            {"error": f"unknown endpoint {name!r}", "endpoints": list(ENDPOINTS)}, status=404
+        )
+    if not status.enabled:
+        return web.json_response(
+            {"error": f"endpoint {name!r} is disabled", "status": dataclasses.asdict(status)},
+            status=409,
+        )
+    code = 200 if status.up else 502
+    return web.json_response(dataclasses.asdict(status), status=code)
+
+
+async def reload(request: web.Request) -> web.Response:
+    """Reload the config file; 200 if applied, 500 if rejected (the old config stays)."""
+    if await request.app[EXPORTER_KEY].reload():
+        return web.Response(text="Reloaded\n")
+    return web.Response(status=500, text="Reload failed; the running config is kept\n")
