@@ -282,3 +282,23 @@ async def test_population_looks_like_a_real_dms() -> None:
         assert a["deviceId"] is None or a["deviceId"] in device_ids
         assert (a["clearedTime"] is None) == (a["state"] == "ACTIVE")
     assert {a["source"] for a in alarms} == {"DEVICE", "DMS"}
+
+
+async def test_custom_base_path_endpoint_paths_and_field_names() -> None:
+    async with (
+        start_simulator(
+            devices=15,
+            frozen=True,
+            base_path="/api/dms/v2",
+            paths={"devices": "/edge-devices"},
+            field_names={"devices": {"connectionState": "commState", "items": "data"}},
+        ) as sim,
+        aiohttp.ClientSession(timeout=TIMEOUT) as session,
+    ):
+        assert sim.base_url.endswith("/api/dms/v2")
+        dms = Dms(sim, session)
+        page = (await dms.get("/edge-devices")).json
+        assert set(page) == {"total", "offset", "limit", "data"}
+        assert all("commState" in d and "connectionState" not in d for d in page["data"])
+        assert (await dms.get("/devices")).status == 404
+        assert (await dms.get("/groups")).status == 200
