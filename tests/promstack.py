@@ -100,21 +100,56 @@ def check_promql(exprs: dict[str, str], tmp_dir: Path) -> subprocess.CompletedPr
     return promtool_check_rules(path)
 
 
-_CATALOGUE_ROW = re.compile(r"^\|\s*`([a-z_:]+)`\s*\|", re.MULTILINE)
+_CATALOGUE_ROW = re.compile(r"^\|\s*`dms_.*$", re.MULTILINE)
 _METRIC_NAME = re.compile(r"(?<![\w:$.])dms_[a-z_]+")
+_SELECTOR = re.compile(r"(?<![\w:$.])(dms_[a-z_]+)\s*\{([^}]*)\}")
+_MATCHER_LABEL = re.compile(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)")
+TARGET_LABELS = frozenset({"job", "instance"})  # added by Prometheus to every scraped series
 
 
-def design_metric_names() -> set[str]:
-    """Metric names in docs/design.md's catalogue, as exposed (`_info`, `_total` included)."""
+def design_catalogue() -> dict[str, frozenset[str]]:
+    """docs/design.md's metric catalogue: exposed metric name -> its label names.
+
+    Names are as scraped: info metrics end in `_info`, counters in `_total` (added here if a row
+    leaves them out). A state set's labels include its state label (named like the metric).
+    """
     text = DESIGN.read_text(encoding="utf-8")
-    catalogue = text.split("## Metric catalogue", 1)[1]
-    return set(_CATALOGUE_ROW.findall(catalogue))
+    catalogue = text.split("## Metric catalogue", 1)[1].split("\n## ", 1)[0]
+    metrics = {}
+    for row in _CATALOGUE_ROW.findall(catalogue):
+        # | name | type | labels | (meaning |)
+        name, kind, label_cell = (cell.strip() for cell in row.strip().strip("|").split("|")[:3])
+        name, kind = name.strip("`"), kind.split()[0]
+        if kind == "info" and not name.endswith("_info"):
+            name += "_info"
+        if kind == "counter" and not name.endswith("_total"):
+            name += "_total"
+        # "device_id, display_name (absent when null)", "severity, state, source: count of ...",
+        # "result (`success`,`failure`)", "`dms_device_connection_state` in CONNECTION_STATES"
+        cell = re.sub(r"\([^)]*\)", "", label_cell.split(":", 1)[0])
+        labels = {part.strip().strip("`").split()[0] for part in cell.split(",") if part.strip()}
+        metrics[name] = frozenset(label.strip("`") for label in labels)
+    return metrics
 
 
 def metric_names_in(expr: str) -> set[str]:
-    """`dms_*` names an expression uses. Stateset label names are the metric's own name, so
-    they pass the same check."""
+    """`dms_*` names an expression uses (a state set's label is named like its metric, so
+    those pass the same check)."""
     return set(_METRIC_NAME.findall(expr))
+
+
+def unknown_names(expr: str, catalogue: dict[str, frozenset[str]]) -> list[str]:
+    """Problems with the catalogue in one expression: metric names it does not list, and
+    labels matched in a selector (`metric{label="..."}`) that the metric does not have."""
+    problems = [f"unknown metric {name}" for name in metric_names_in(expr) - catalogue.keys()]
+    for name, matchers in _SELECTOR.findall(expr):
+        known = catalogue.get(name, frozenset()) | TARGET_LABELS
+        problems += [
+            f"{name} has no label {label}"
+            for label in _MATCHER_LABEL.findall(matchers)
+            if name in catalogue and label not in known
+        ]
+    return problems
 
 
 # --- servers --------------------------------------------------------------------------------
