@@ -4,7 +4,8 @@ prometheus_client spends 7-11 Âµs per series (docs/design.md, exporter-anchors Â
 100k devices x ~30 series. This writer validates names once per family, builds every sample line
 with one ``%`` format, and escapes a family's label values only when a count over its lines shows
 that one needs it (it is rare). Sample lines are the same in both formats (only HELP/TYPE lines
-differ), so ``render_both`` formats them once for both.
+differ), so a caller that needs both (``render.render_families``) formats them once and pairs
+them with ``text_header`` and ``openmetrics_header``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ __all__ = [
     "Sample",
     "choose_format",
     "escape_label_value",
-    "render_both",
+    "openmetrics_header",
     "render_openmetrics",
     "render_text",
+    "sample_lines",
+    "text_header",
 ]
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -106,7 +109,7 @@ def _format_value(value: float) -> str:
     return str(value)
 
 
-def _sample_lines(family: Family) -> str:
+def sample_lines(family: Family) -> str:
     """The family's sample lines, identical in both formats.
 
     Fast path: format raw label values and values with one ``%`` per sample, then prove by
@@ -135,45 +138,31 @@ def _sample_lines(family: Family) -> str:
     )
 
 
-def _text_header(family: Family) -> str:
+def text_header(family: Family) -> str:
     suffix, text_type = _SUFFIX_AND_TEXT_TYPE[family.kind]
     name = family.name + suffix
     return f"# HELP {name} {_escape_help_text(family.help)}\n# TYPE {name} {text_type}\n"
 
 
-def _openmetrics_header(family: Family) -> str:
+def openmetrics_header(family: Family) -> str:
     name = family.name
     return f"# HELP {name} {_escape_help_openmetrics(family.help)}\n# TYPE {name} {family.kind}\n"
 
 
-def render_both(families: Iterable[Family]) -> tuple[bytes, bytes]:
-    """Render ``families`` as (text 0.0.4, OpenMetrics 1.0 without ``# EOF``), formatting once.
-
-    A family with no samples still gets its HELP and TYPE lines, so it stays discoverable.
-    """
-    text: list[str] = []
-    openmetrics: list[str] = []
-    for family in families:
-        lines = _sample_lines(family)
-        text += (_text_header(family), lines)
-        openmetrics += (_openmetrics_header(family), lines)
-    return "".join(text).encode(), "".join(openmetrics).encode()
-
-
 def render_text(families: Iterable[Family]) -> bytes:
     """Prometheus text 0.0.4: info -> gauge `<name>_info`, stateset -> gauge, counter `_total`."""
-    return _render_one(families, _text_header)
+    return _render_one(families, text_header)
 
 
 def render_openmetrics(families: Iterable[Family]) -> bytes:
     """OpenMetrics 1.0 without the final ``# EOF`` (the HTTP handler appends it once)."""
-    return _render_one(families, _openmetrics_header)
+    return _render_one(families, openmetrics_header)
 
 
 def _render_one(families: Iterable[Family], header: Callable[[Family], str]) -> bytes:
     out: list[str] = []
     for family in families:
-        out += (header(family), _sample_lines(family))
+        out += (header(family), sample_lines(family))
     return "".join(out).encode()
 
 

@@ -1,8 +1,10 @@
 """Which family group depends on which endpoints, and rendering a group to cached bytes.
 
 A group is rendered when one of its tables changes; the ``Chunk`` holds both formats and the
-gzip of each. Every gzip part is a complete gzip member, so a scrape can concatenate the cached
-gzip parts of several chunks (RFC 1952 section 2.2) and send them as one gzip body.
+gzip of each, as byte parts: each family's header, then its sample lines. Sample lines are the
+same in both formats, so one bytes object (and one gzip of it) serves both: a group's samples
+are held once plain and once gzipped. Every gzip part is a complete gzip member, so a scrape can
+concatenate the cached gzip parts of several chunks (RFC 1952 section 2.2) as one gzip body.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import gzip
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .exposition import Family, render_both
+from .exposition import Family, openmetrics_header, sample_lines, text_header
 from .families import RenderContext
 from .families.alarms import alarm_families
 from .families.authorization import authorization_families
@@ -67,12 +69,13 @@ _BUILDERS: Mapping[str, Callable[[_Tables, RenderContext], list[Family]]] = {
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A rendered group: text 0.0.4, OpenMetrics (no ``# EOF``), the gzip of each, series count."""
+    """A rendered group: the byte parts of text 0.0.4, of OpenMetrics (no ``# EOF``) and of the
+    gzip of each, in order; and its series count. Sample parts are shared between formats."""
 
-    text: bytes
-    openmetrics: bytes
-    text_gzip: bytes
-    openmetrics_gzip: bytes
+    text: tuple[bytes, ...]
+    openmetrics: tuple[bytes, ...]
+    text_gzip: tuple[bytes, ...]
+    openmetrics_gzip: tuple[bytes, ...]
     series: int
 
 
@@ -84,15 +87,39 @@ def groups_for(endpoint: str) -> tuple[str, ...]:
 
 
 def render_families(families: Sequence[Family]) -> Chunk:
-    """Render ``families`` in both formats and gzip each as one complete gzip member."""
-    text, openmetrics = render_both(families)
+    """Render ``families`` in both formats, and each part as one complete gzip member."""
+    text: list[bytes] = []
+    openmetrics: list[bytes] = []
+    text_gzip: list[bytes] = []
+    openmetrics_gzip: list[bytes] = []
+    for family in families:
+        text_head = text_header(family).encode()
+        openmetrics_head = openmetrics_header(family).encode()
+        text.append(text_head)
+        openmetrics.append(openmetrics_head)
+        text_gzip.append(_gzip(text_head))
+        openmetrics_gzip.append(_gzip(openmetrics_head))
+        samples = sample_lines(family).encode()
+        if samples:
+            samples_gzip = _gzip(samples)
+            for parts, part in (
+                (text, samples),
+                (openmetrics, samples),
+                (text_gzip, samples_gzip),
+                (openmetrics_gzip, samples_gzip),
+            ):
+                parts.append(part)
     return Chunk(
-        text=text,
-        openmetrics=openmetrics,
-        text_gzip=gzip.compress(text, compresslevel=GZIP_LEVEL, mtime=0),
-        openmetrics_gzip=gzip.compress(openmetrics, compresslevel=GZIP_LEVEL, mtime=0),
+        text=tuple(text),
+        openmetrics=tuple(openmetrics),
+        text_gzip=tuple(text_gzip),
+        openmetrics_gzip=tuple(openmetrics_gzip),
         series=sum(len(f.samples) for f in families),
     )
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def group_families(group: str, tables: _Tables, ctx: RenderContext) -> list[Family]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from . import __version__
 from .config import Config, EndpointSettings
 from .errors import ERROR_REASONS
-from .exposition import render_openmetrics, render_text
+from .exposition import OPENMETRICS_EOF, render_openmetrics, render_text
 from .families.health import health_families
 from .model import ENDPOINTS, EndpointStatus, Table
 from .render import GROUPS, Chunk, RenderContext, groups_for, render_group
@@ -27,8 +27,6 @@ from .render import GROUPS, Chunk, RenderContext, groups_for, render_group
 __all__ = ["Exposition", "Store", "render_context"]
 
 log = logging.getLogger(__name__)
-
-OPENMETRICS_EOF = b"# EOF\n"
 
 
 def render_context(config: Config) -> RenderContext:
@@ -235,5 +233,5 @@ class Store:
             tail = gzip.compress(tail, compresslevel=6)
         else:
             attr = "openmetrics" if openmetrics else "text"
-        parts = (*(getattr(c, attr) for c in chunks), tail)
+        parts = (*(part for chunk in chunks for part in getattr(chunk, attr)), tail)
         return Exposition(parts=parts, content_length=sum(len(p) for p in parts))

@@ -16,7 +16,6 @@ from dms_exporter.exposition import (
     OPENMETRICS_EOF,
     Family,
     choose_format,
-    render_both,
     render_openmetrics,
     render_text,
 )
@@ -91,10 +90,6 @@ def test_openmetrics_format_exact_without_eof() -> None:
     assert render_openmetrics(tiny()).decode() == TINY_OPENMETRICS
 
 
-def test_render_both_equals_each_format() -> None:
-    assert render_both(tiny()) == (render_text(tiny()), render_openmetrics(tiny()))
-
-
 NASTY = 'back\\slash "quoted"\nnext line'
 
 
@@ -113,7 +108,7 @@ def nasty() -> list[Family]:
 
 def test_label_values_escaped_in_both_formats() -> None:
     line = 'dms_quoted{v="back\\\\slash \\"quoted\\"\\nnext line"} 1\n'
-    text, openmetrics = render_both(nasty())
+    text, openmetrics = render_text(nasty()), render_openmetrics(nasty())
     assert line in text.decode()
     assert line in openmetrics.decode()
     assert 'dms_plain{v="plain"} 2\n' in text.decode()
@@ -130,7 +125,7 @@ def test_each_special_character_alone_is_escaped(value: str, escaped: str) -> No
 
 
 def test_help_escaped_per_format() -> None:
-    text, openmetrics = render_both(nasty())
+    text, openmetrics = render_text(nasty()), render_openmetrics(nasty())
     assert '# HELP dms_quoted Help with \\\\ and "quotes"\\nand a newline.\n' in text.decode()
     assert (
         '# HELP dms_quoted Help with \\\\ and \\"quotes\\"\\nand a newline.\n'
@@ -139,7 +134,7 @@ def test_help_escaped_per_format() -> None:
 
 
 def test_escaped_values_round_trip_through_both_parsers() -> None:
-    text, openmetrics = render_both(nasty())
+    text, openmetrics = render_text(nasty()), render_openmetrics(nasty())
     for parsed in (
         parse_text(text.decode()),
         parse_openmetrics(openmetrics.decode() + OPENMETRICS_EOF.decode()),

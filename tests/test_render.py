@@ -115,7 +115,7 @@ def test_catalogue_is_read() -> None:
 
 
 def test_full_render_has_exactly_the_catalogue_families() -> None:
-    text = b"".join(c.text for c in full_render(realistic_tables())).decode()
+    text = b"".join(p for c in full_render(realistic_tables()) for p in c.text).decode()
     assert set(re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE)) == set(catalogue())
 
 
@@ -130,7 +130,7 @@ def test_catalogue_types_and_labels_match_the_code() -> None:
 
 
 def test_every_family_has_samples_in_a_realistic_render() -> None:
-    text = b"".join(c.text for c in full_render(realistic_tables())).decode()
+    text = b"".join(p for c in full_render(realistic_tables()) for p in c.text).decode()
     families = re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE)
     with_samples = {
         line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[0] != "#"
@@ -140,25 +140,31 @@ def test_every_family_has_samples_in_a_realistic_render() -> None:
 
 def test_openmetrics_full_render_parses_strictly() -> None:
     chunks = full_render(realistic_tables())
-    body = b"".join(c.openmetrics for c in chunks) + b"# EOF\n"
+    body = b"".join(p for c in chunks for p in c.openmetrics) + b"# EOF\n"
     families = list(parse_openmetrics(body.decode()))
     assert sum(len(f.samples) for f in families) == sum(c.series for c in chunks)
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_a_full_render() -> None:
-    body = b"".join(c.text for c in full_render(realistic_tables()))
+    body = b"".join(p for c in full_render(realistic_tables()) for p in c.text)
     result = subprocess.run(
         ["promtool", "check", "metrics"], input=body, capture_output=True, check=False
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
 
 
+def test_formats_share_sample_parts() -> None:
+    chunk = render_group("devices", realistic_tables(), ALL)
+    big = max(chunk.text, key=len)
+    assert any(p is big for p in chunk.openmetrics)  # held once, not once per format
+
+
 def test_gzip_parts_of_chunks_concatenate_into_one_stream() -> None:
     chunks = full_render(realistic_tables())
     for plain, gzipped in (("text", "text_gzip"), ("openmetrics", "openmetrics_gzip")):
-        joined = b"".join(getattr(c, gzipped) for c in chunks)
-        assert gzip.decompress(joined) == b"".join(getattr(c, plain) for c in chunks)
+        joined = b"".join(p for c in chunks for p in getattr(c, gzipped))
+        assert gzip.decompress(joined) == b"".join(p for c in chunks for p in getattr(c, plain))
 
 
 def test_render_is_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,13 +176,14 @@ def test_render_is_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_series_counts_samples() -> None:
     chunk = render_group("system", realistic_tables(), ALL)
     assert chunk.series == 4
-    assert chunk.text.count(b"\n") - chunk.text.count(b"# ") == 4
+    text = b"".join(chunk.text)
+    assert text.count(b"\n") - text.count(b"# ") == 4
 
 
 def test_missing_tables_render_headers_only() -> None:
     chunk = render_group("devices", {}, ALL)
     assert chunk.series == 0
-    assert b"# TYPE dms_device_info gauge\n" in chunk.text
+    assert b"# TYPE dms_device_info gauge\n" in b"".join(chunk.text)
 
 
 @pytest.mark.parametrize("endpoint", model.ENDPOINTS)
