@@ -277,8 +277,21 @@ class Prometheus(Server):
 
 class Alertmanager(Server):
     def alerts(self) -> list[dict[str, Any]]:
+        """Alerts it holds, each with status.state ("active", "suppressed") and inhibitedBy."""
         status, body = http_get(f"{self.url}/api/v2/alerts")
         return json.loads(body) if status == 200 else []
+
+    def post(self, *label_sets: dict[str, str]) -> None:
+        """Send alerts as Prometheus would (firing, no end time)."""
+        alerts = [{"labels": labels, "annotations": {}} for labels in label_sets]
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/alerts",
+            data=json.dumps(alerts).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200, response.read()
 
 
 @contextlib.contextmanager
