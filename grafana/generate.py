@@ -586,7 +586,7 @@ def device() -> Json:
     lay.add(24, 5, state_timeline("Connection state over time", connection, "connection state",
                                   mappings(CONNECTION)))
     lay.add(24, 7, table(
-        "Active alarms",
+        "Active alarm list",
         f"1000 * dms_alarm_asserted_timestamp_seconds{{{d}}}",
         hide=("instance", "device_id", "display_name"),
         rename={"Value": "Asserted"},
@@ -791,7 +791,7 @@ def authorization() -> Json:
         sort_by="Start",
     ))
     lay.add(24, 8, table(
-        "Authorization sets",
+        "Authorization sets: devices and services",
         [
             f"max by (authorization_set_id, name, type) (dms_authorization_set_info{{{S}}})",
             f"max by (authorization_set_id) (dms_authorization_set_enabled{{{S}}})",
