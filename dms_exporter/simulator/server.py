@@ -96,8 +96,9 @@ class Query:
     device_id: str | None = None
 
 
-def parse_query(query: Mapping[str, str], endpoint: str) -> Query:
-    """Validate ``offset``, ``limit`` (capped at 1000), ``state`` and ``deviceId``."""
+def parse_query(query: Mapping[str, str], endpoint: str, paged: bool = True) -> Query:
+    """Validate ``offset``, ``limit`` (capped at 1000; ignored unless ``paged``), ``state``
+    and ``deviceId``."""
 
     def integer(name: str, default: int, low: int) -> int:
         raw = query.get(name)
@@ -118,12 +119,11 @@ def parse_query(query: Mapping[str, str], endpoint: str) -> Query:
             raise BadRequest(f"state must be active, cleared or all, got {query['state']!r}")
         state = None if state == "all" else state
     device_id = query.get("deviceId") if endpoint in DEVICE_FILTERED else None
-    return Query(
-        integer("offset", 0, 0),
-        min(MAX_LIMIT, integer("limit", DEFAULT_LIMIT, 1)),
-        state if endpoint == "alarms" else None,
-        device_id,
-    )
+    state = state if endpoint == "alarms" else None
+    if not paged:
+        return Query(state=state, device_id=device_id)
+    offset = integer("offset", 0, 0)
+    return Query(offset, min(MAX_LIMIT, integer("limit", DEFAULT_LIMIT, 1)), state, device_id)
 
 
 @dataclass
@@ -194,7 +194,7 @@ class DmsApi:
             if denied is not None:
                 return self._unauthorized(denied)
             try:
-                query = parse_query(request.query, endpoint)
+                query = parse_query(request.query, endpoint, paged=not self.bare_arrays)
             except BadRequest as exc:
                 return error_response(400, "INVALID_PARAMETER", str(exc))
             faults = self.faults.take(endpoint, exclude=TOKEN_KINDS)
