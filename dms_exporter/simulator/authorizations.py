@@ -90,6 +90,15 @@ class AuthorizationIndex(Sequence[bytes]):
                 parts.setdefault(service_id, _part(service_id, sets[k]["id"], None, k))
         return list(parts.values())
 
+    def set_schedule(self, index: int, schedule: dict[str, Any]) -> None:
+        """Follow a schedule whose window, services or set changed."""
+        self._schedule_parts[index] = [
+            _part(sid, schedule["authorizationSetId"], schedule, index)
+            for sid in schedule["serviceIds"]
+        ]
+        self._schedule_cache.clear()
+        self._starts = None
+
     def set_schedule_states(self, states: list[str]) -> None:
         """Follow the schedules' current states (rows appear, flip or go away)."""
         active = [s == "ACTIVE" for s in states]

@@ -17,7 +17,7 @@ from .catalog import (
 )
 from .clock import Clock, iso, parse_iso
 from .collection import Collection, dumps
-from .population import Population, generate, schedule_state
+from .population import QUARTER_HOUR, Population, generate, schedule_state
 
 ONLINE, OFFLINE, UNKNOWN, NEVER_CONNECTED = range(4)
 OTHER_STATE = 255  # a connection or authorization state set to a value outside the enum
@@ -220,7 +220,8 @@ class World:
 
     def tick(self) -> None:
         """One step of life: about ``change_rate`` of devices, destinations and active alarms
-        change; alarms are raised to keep about 2 active per 100 devices."""
+        change; alarms are raised to keep about 2 active per 100 devices; expired schedules
+        get a next window now and then."""
         rng, rate, now = self.rng, self.change_rate, self.clock.now()
         for _ in range(self._quota("devices", rate * len(self._device_ids))):
             self._churn_device(rng.randrange(len(self._device_ids)), now)
@@ -234,7 +235,20 @@ class World:
             self._raise_random()
         if len(self.alarms) - len(self.alarms.active_ids) > self.cleared_keep * 1.1:
             self.alarms.trim_cleared(self.cleared_keep)
+        for k, schedule in enumerate(self._schedules):
+            if schedule["state"] == "EXPIRED" and rng.random() < rate:
+                self._reschedule(k, now)
         self.sync()
+
+    def _reschedule(self, index: int, now: float) -> None:
+        """Give an expired schedule its next window, a quarter hour to six hours ahead."""
+        start = (now // QUARTER_HOUR + self.rng.randint(1, 24)) * QUARTER_HOUR
+        end = start + QUARTER_HOUR * self.rng.randint(4, 16)
+        schedule = self._schedules[index]
+        schedule.update(startTime=iso(start), endTime=iso(end), state="PENDING")
+        self._windows[index] = (start, end)
+        self.schedule_authorizations.put(schedule["id"], schedule)
+        self.authorizations.set_schedule(index, schedule)
 
     def _churn_device(self, index: int, now: float) -> None:
         device_id = self._device_ids[index]

@@ -21,6 +21,12 @@ async def test_a_live_dms_changes_by_itself() -> None:
         devices = {d["id"]: d for d in await dms.page_all("/devices")}
         alarms = {a["id"]: a for a in await dms.page_all("/alarms")}
         outputs = {o["id"]: o for o in await dms.page_all("/destinations")}
+        expired = {
+            s["id"]: s
+            for s in await dms.page_all("/schedule-authorizations")
+            if s["state"] == "EXPIRED"
+        }
+        assert expired
 
         async def changed(path: str, before: dict, field: str) -> bool:
             now = {i["id"]: i for i in await dms.page_all(path)}
@@ -41,6 +47,16 @@ async def test_a_live_dms_changes_by_itself() -> None:
             return bool(raised) and bool(cleared)
 
         await eventually(new_and_cleared)
+
+        async def rescheduled() -> bool:  # an expired schedule gets its next window
+            now = {s["id"]: s for s in await dms.page_all("/schedule-authorizations")}
+            return any(
+                s["state"] == "PENDING" and s["startTime"] > expired[k]["endTime"]
+                for k, s in now.items()
+                if k in expired
+            )
+
+        await eventually(rescheduled)
         info = (await dms.get("/system/info")).json
         assert info["serverTime"] > "2026-06-01"  # live mode runs on the wall clock
 
