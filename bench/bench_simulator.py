@@ -122,7 +122,6 @@ async def bench_size(devices: int, passes: int, limit: int, deadline: float) -> 
                     total["bytes"] += size
                 result["endpoints"][name] = total
         result["rss_peak"] = proc_status(proc.pid, "VmHWM")
-        result["rss_end"] = proc_status(proc.pid, "VmRSS")
         return result
     finally:
         if proc.returncode is None:
