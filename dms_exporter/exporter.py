@@ -118,6 +118,4 @@ class Exporter:
     async def _expire_stale(self) -> None:
         while True:
             await asyncio.sleep(STALENESS_CHECK_SECONDS)
-            groups = self.store.expire_stale()
-            if groups:
-                await self.store.render(groups)
+            await self.store.expire_stale()

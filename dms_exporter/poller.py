@@ -120,7 +120,7 @@ class EndpointPoller:
         if name == "alarms":
             rows = fill_asserted_times(rows, old, now)
         duration = time.perf_counter() - started
-        changed = self._store.record_success(
+        await self._store.record_success(
             name,
             Table(endpoint=name, rows=rows, fetched_at=now),
             duration=duration,
@@ -131,7 +131,6 @@ class EndpointPoller:
             log.info("endpoint recovered endpoint=%s", name)
             self._failing = False
         log.debug("polled endpoint=%s rows=%d duration_seconds=%.3f", name, len(rows), duration)
-        await self._store.render(changed)
         return self._store.status(name)
 
     def _record_failure(self, reason: str, message: str, duration: float) -> None:

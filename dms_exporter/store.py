@@ -103,7 +103,7 @@ class Store:
 
     # -- writes from the pollers -----------------------------------------------------------
 
-    def record_success(
+    async def record_success(
         self,
         endpoint: str,
         table: Table,
@@ -111,9 +111,15 @@ class Store:
         duration: float,
         rows_skipped: int = 0,
         unknown_values: int = 0,
-    ) -> tuple[str, ...]:
-        """Keep ``table`` as the endpoint's data; return the groups to render if it changed."""
+    ) -> None:
+        """Keep ``table`` as the endpoint's data and render what it changed; the poll counts
+        as done (for health and readiness) only once its data is in the exposition."""
         health = self._health[endpoint]
+        old = self.tables[endpoint]
+        if old is None or old.rows != table.rows or health.stale:
+            self.tables[endpoint] = table
+            health.stale = False
+            await self.render(groups_for(endpoint))
         health.polls_total += 1
         health.up = True
         health.last_poll = health.last_success = table.fetched_at
@@ -122,12 +128,6 @@ class Store:
         health.last_error = ""
         health.rows_skipped_total += rows_skipped
         health.unknown_values_total += unknown_values
-        old = self.tables[endpoint]
-        was_stale, health.stale = health.stale, False
-        if old is not None and old.rows == table.rows and not was_stale:
-            return ()
-        self.tables[endpoint] = table
-        return groups_for(endpoint)
 
     def record_failure(self, endpoint: str, *, reason: str, message: str, duration: float) -> None:
         """Count a failed poll; the last good table stays until it is stale."""
@@ -140,8 +140,8 @@ class Store:
         health.last_error = message
         health.errors_total[reason] = health.errors_total.get(reason, 0) + 1
 
-    def expire_stale(self) -> tuple[str, ...]:
-        """Drop tables older than their ``stale_after``; return the groups to render."""
+    async def expire_stale(self) -> None:
+        """Drop tables older than their ``stale_after`` and render what that changed."""
         now = self._clock()
         groups: set[str] = set()
         for name, health in self._health.items():
@@ -156,7 +156,7 @@ class Store:
                 self.tables[name] = None
                 health.stale = True
                 groups.update(groups_for(name))
-        return tuple(sorted(groups))
+        await self.render(group for group in GROUPS if group in groups)
 
     async def render(self, groups: Iterable[str]) -> None:
         """Render ``groups`` from the current tables in a worker thread and swap the bytes in."""
