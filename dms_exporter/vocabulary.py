@@ -205,7 +205,7 @@ def _bool(v: Any) -> bool:
 def _ids(v: Any) -> tuple[str, ...]:
     if not isinstance(v, list):
         return ()
-    return tuple(s for s in map(_id, v) if s is not None)
+    return tuple(dict.fromkeys(s for s in map(_id, v) if s is not None))  # no repeats
 
 
 def parse_time(v: Any) -> float | None:
@@ -287,6 +287,9 @@ def parse(endpoint: str, payload: Any, fields: Mapping[str, str], now: float) ->
         raise _shape_error(endpoint, "a list of objects", payload)
 
     id_plan, value_plan = plan[:n_ids], plan[n_ids:]
+    # A repeated id would repeat a series and make Prometheus reject the whole scrape; an
+    # authorization row is not a series, and two rows of a pair may differ in source.
+    seen: set[tuple[Any, ...]] | None = None if endpoint == "authorizations" else set()
     rows = []
     skipped = 0
     for item in items:
@@ -297,6 +300,12 @@ def parse(endpoint: str, payload: Any, fields: Mapping[str, str], now: float) ->
         if None in values:
             skipped += 1
             continue
+        if seen is not None:
+            key = tuple(values)
+            if key in seen:
+                skipped += 1
+                continue
+            seen.add(key)
         values += [_get(item, key, rest, convert) for key, rest, convert in value_plan]
         rows.append(row_type(*values))
     return Parsed(rows=tuple(rows), skipped=skipped, unknown_values=unknown[0])

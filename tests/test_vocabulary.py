@@ -252,6 +252,21 @@ def test_rows_without_id_are_skipped_and_counted() -> None:
     assert parsed.skipped == 5
 
 
+def test_repeated_ids_are_skipped_so_no_series_repeats() -> None:
+    items = [device(id="a", groupIds=["g1", "g2", "g1"]), device(id="b"), device(id="a")]
+    parsed = parse("devices", items, {}, now=NOW)
+    assert [r.id for r in parsed.rows] == ["a", "b"]
+    assert parsed.skipped == 1
+    assert parsed.rows[0].group_ids == ("g1", "g2")
+
+
+def test_authorization_rows_of_one_pair_are_all_kept() -> None:
+    base = example("authorizations")[0]
+    permanent = {**base, "source": "PERMANENT", "scheduleAuthorizationId": None}
+    parsed = parse("authorizations", [base, permanent], {}, now=NOW)
+    assert len(parsed.rows) == 2 and parsed.skipped == 0
+
+
 def test_authorization_needs_device_and_service() -> None:
     base = example("authorizations")[0]
     items = [base, {**base, "serviceId": None}, {**base, "deviceId": ...}]

@@ -108,7 +108,7 @@ def health_families(
         ),
         counter(
             "dms_exporter_endpoint_rows_skipped",
-            "Rows of the endpoint dropped because they lacked an id.",
+            "Rows of the endpoint dropped because they lacked an id or repeated one.",
             _ENDPOINT,
             per_endpoint(lambda s: s.rows_skipped_total),
         ),
