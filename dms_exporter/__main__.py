@@ -114,7 +114,11 @@ async def _serve(
 ) -> None:
     async with _dms_config(args, config) as running_config:
         secrets.add(running_config.dms.password)
-        exporter = Exporter(running_config, config_file=args.config_file)
+        exporter = Exporter(
+            running_config,
+            config_file=args.config_file,
+            on_config=lambda new: secrets.add(new.dms.password),
+        )
         runner = web.AppRunner(make_app(exporter), access_log=None)
         await runner.setup()
         try:

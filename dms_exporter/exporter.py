@@ -41,8 +41,12 @@ class Exporter:
         *,
         config_file: str | None = None,
         clock: Callable[[], float] = time.time,
+        on_config: Callable[[Config], None] | None = None,
     ) -> None:
+        """``on_config`` is called with every config applied by a reload (the CLI teaches the
+        log's secrets filter the new password with it)."""
         self.config = config
+        self._on_config = on_config
         self.config_file = config_file
         self.store = Store(config, clock=clock)
         self._clock = clock
@@ -87,6 +91,8 @@ class Exporter:
                 log.error("config reload failed, keeping the running config: %s", exc)
                 self.store.config_reload_ok = False
                 return False
+            if self._on_config is not None:
+                self._on_config(new)
             await self._stop_pollers()
             self.config = new
             self.store.apply_config(new)
