@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from conftest import exporter_config
+
 from dms_exporter.simulator import start_simulator
 
 GOLDEN = Path(__file__).parent / "golden" / "frozen-12-devices.prom"
