@@ -63,8 +63,11 @@ async def start_exporter() -> AsyncIterator[ExporterFactory]:
     """Start the exporter app on a real local port for a config; wait until it is ready."""
     clients: list[TestClient] = []
 
-    async def start(config: Config, *, wait_ready: bool = True) -> TestClient:
-        client = TestClient(TestServer(make_app(Exporter(config)), host="127.0.0.1"))
+    async def start(
+        config: Config, *, wait_ready: bool = True, config_file: str | None = None
+    ) -> TestClient:
+        exporter = Exporter(config, config_file=config_file)
+        client = TestClient(TestServer(make_app(exporter), host="127.0.0.1"))
         await client.start_server()
         clients.append(client)
         if wait_ready:

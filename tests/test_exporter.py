@@ -9,6 +9,7 @@ import json
 from conftest import exporter_config, samples, scrape, value
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
+from dms_exporter.config import load_config
 from dms_exporter.exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
@@ -84,6 +85,31 @@ async def test_custom_description_is_the_display_name_everywhere(simulator, star
         found = samples(body, name, device_id=device_id)
         assert found, name
         assert {labels["display_name"] for labels, _ in found} == {"Denver Affiliate Rack 3"}
+
+
+async def test_description_change_applies_on_reload(simulator, start_exporter, tmp_path):
+    config_file = tmp_path / "dms.yml"
+    base = (
+        f"dms: {{url: '{simulator.base_url}', username: {simulator.username},"
+        f" password: {simulator.password}, proxy: direct}}\n"
+    )
+    config_file.write_text(base + "display_names: {devices: {dev-000004: Old Rack}}\n")
+    client = await start_exporter(load_config(str(config_file)), config_file=str(config_file))
+    before = await scrape(client)
+    assert samples(before, "dms_destination_info", device_id="dev-000004", display_name="Old Rack")
+
+    config_file.write_text(base + "display_names: {devices: {dev-000004: New Rack}}\n")
+    assert (await client.post("/-/reload")).status == 200
+    after = await scrape(client)
+    for name in ("dms_device_info", "dms_destination_info", "dms_device_authorized_services"):
+        assert samples(after, name, device_id="dev-000004", display_name="New Rack"), name
+        assert not samples(after, name, display_name="Old Rack"), name
+
+    config_file.write_text(base + "display_names: {devices: [not, a, map]}\n")
+    assert (await client.post("/-/reload")).status == 500
+    kept = await scrape(client)
+    assert samples(kept, "dms_device_info", device_id="dev-000004", display_name="New Rack")
+    assert value(kept, "dms_exporter_config_last_reload_successful") == 0
 
 
 async def test_schedule_authorization_switch(simulator, start_exporter):
