@@ -5,12 +5,13 @@ name (``dms-api.md``; dotted for nested, e.g. ``location.site``) and how to conv
 operator's ``fields`` renames map a canonical name to the name their DMS uses. Conversion never
 raises on a bad value: a row without its id is skipped, an unknown enum value becomes
 ``model.OTHER``, anything else missing or of the wrong type becomes ``""``, ``None``, ``False`` or
-``()``. Only a payload of the wrong overall shape raises ``DmsPayloadError``.
+``()``. A row that repeats an earlier row's id is skipped. ``DmsPayloadError`` is raised only for a
+payload of the wrong overall shape, or one whose rows are all unusable (so the last good table
+stays).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -160,9 +161,21 @@ KNOWN_FIELDS: Mapping[str, tuple[str, ...]] = {
 # --- value converters: any JSON value in, the model's type out, never raising ---------------
 
 
+#: Numbers beyond this are not a count or a time the DMS could mean; they become None, so a
+#: 400-digit integer (valid JSON) never reaches float conversion or the exposition.
+_MAX_NUMBER = 2**63
+
+
+def _utf8(v: str) -> str:
+    # JSON may carry a lone surrogate ("\ud800"), which cannot be encoded as UTF-8 later.
+    if v.isascii():
+        return v
+    return v.encode("utf-8", "replace").decode("utf-8")
+
+
 def _id(v: Any) -> str | None:
     if v.__class__ is str:
-        return v or None
+        return _utf8(v) or None
     if isinstance(v, int | float) and not isinstance(v, bool):
         return str(v)
     return None
@@ -170,7 +183,7 @@ def _id(v: Any) -> str | None:
 
 def _text(v: Any) -> str:
     if v.__class__ is str:
-        return v
+        return _utf8(v)
     if isinstance(v, int | float) and not isinstance(v, bool):
         return str(v)
     return ""
@@ -184,14 +197,14 @@ def _float(v: Any) -> float | None:
             v = float(v)
         except ValueError:
             return None
-    if isinstance(v, int | float) and math.isfinite(v):
+    if isinstance(v, int | float) and -_MAX_NUMBER < v < _MAX_NUMBER:  # also rejects NaN, inf
         return float(v)
     return None
 
 
 def _int(v: Any) -> int | None:
     if v.__class__ is int:
-        return v
+        return v if -_MAX_NUMBER < v < _MAX_NUMBER else None
     f = _float(v)
     return None if f is None else int(f)
 
@@ -287,9 +300,13 @@ def parse(endpoint: str, payload: Any, fields: Mapping[str, str], now: float) ->
         raise _shape_error(endpoint, "a list of objects", payload)
 
     id_plan, value_plan = plan[:n_ids], plan[n_ids:]
-    # A repeated id would repeat a series and make Prometheus reject the whole scrape; an
-    # authorization row is not a series, and two rows of a pair may differ in source.
-    seen: set[tuple[Any, ...]] | None = None if endpoint == "authorizations" else set()
+    # A repeated id would repeat a series and make Prometheus reject the whole scrape. Two
+    # authorization rows of one device and service may differ in source, so source joins their
+    # key; a row repeated across pages is still counted once.
+    key_size = n_ids
+    if endpoint == "authorizations":
+        key_size = 1 + next(i for i, (name, _) in enumerate(specs) if name == "source")
+    seen: set[tuple[Any, ...]] = set()
     rows = []
     skipped = 0
     for item in items:
@@ -300,14 +317,19 @@ def parse(endpoint: str, payload: Any, fields: Mapping[str, str], now: float) ->
         if None in values:
             skipped += 1
             continue
-        if seen is not None:
-            key = tuple(values)
-            if key in seen:
-                skipped += 1
-                continue
-            seen.add(key)
         values += [_get(item, key, rest, convert) for key, rest, convert in value_plan]
+        row_key = tuple(values[:n_ids]) + tuple(values[n_ids:key_size][-1:])
+        if row_key in seen:
+            skipped += 1
+            continue
+        seen.add(row_key)
         rows.append(row_type(*values))
+    if items and not rows:
+        # Every row unusable (a renamed id field, a broken page): keep the last good table
+        # instead of replacing it with an empty one.
+        raise DmsPayloadError(
+            f"{endpoint}: none of {len(items)} items has a usable id", endpoint=endpoint
+        )
     return Parsed(rows=tuple(rows), skipped=skipped, unknown_values=unknown[0])
 
 

@@ -276,8 +276,21 @@ def test_authorization_needs_device_and_service() -> None:
 
 
 def test_skipped_rows_do_not_count_unknown_values() -> None:
-    parsed = parse("devices", [{"connectionState": "WEIRD"}], {}, now=NOW)
-    assert (parsed.rows, parsed.skipped, parsed.unknown_values) == ((), 1, 0)
+    parsed = parse("devices", [{"connectionState": "WEIRD"}, device(id="a")], {}, now=NOW)
+    assert (len(parsed.rows), parsed.skipped, parsed.unknown_values) == (1, 1, 0)
+
+
+def test_a_payload_with_no_usable_row_is_an_error_not_an_empty_table() -> None:
+    with pytest.raises(DmsPayloadError, match="none of 2 items"):
+        parse("devices", [{"connectionState": "ONLINE"}, {"deviceId": "x"}], {}, now=NOW)
+
+
+def test_hostile_values_become_safe_values() -> None:
+    items = json.loads(json.dumps([device(id="a", name="bad \ud800 name")]))  # valid JSON
+    row = parse("devices", items, {}, now=NOW).rows[0]
+    row.name.encode("utf-8")  # a lone surrogate would raise here, at render time
+    groups = parse("groups", [{"id": "g", "deviceCount": 10**400}], {}, now=NOW).rows
+    assert groups[0].device_count is None
 
 
 @pytest.mark.parametrize(
