@@ -8,7 +8,6 @@ dotted key and the problem. Nothing here is mutated after loading; a reload buil
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Collection, Mapping
@@ -154,6 +153,8 @@ def _read_yaml(path: str) -> Any:
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+#: Longer than any sensible interval or timeout, and small enough for float and asyncio.
+_MAX_DURATION = 365 * 86400
 _DURATION_WHAT = 'a duration like "30s" or a number of seconds'
 _SECRET_KEYS = frozenset({"dms.password"})
 _USERINFO = re.compile(r"//[^/@\s]*@")  # user:password@ in a URL, masked in messages
@@ -255,8 +256,10 @@ class _Reader:
             if match is None:
                 self.fail(key, f"must be {_DURATION_WHAT}, got {self.show(key, value)}")
             seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
-        if not 0 < seconds < math.inf:
-            self.fail(key, f"must be more than zero, got {self.show(key, value)}")
+        if not 0 < seconds < _MAX_DURATION:  # also rejects NaN and a 400-digit integer
+            self.fail(
+                key, f"must be more than zero and under a year, got {self.show(key, value)}"
+            )
         return float(seconds)
 
     def url(self, key: str, value: Any) -> str:

@@ -54,6 +54,7 @@ class Exporter:
         self._pollers: dict[str, EndpointPoller] = {}
         self._staleness_task: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
+        self._stopped = False
 
     async def start(self) -> None:
         """Render empty groups, then start a poller per enabled endpoint."""
@@ -62,12 +63,14 @@ class Exporter:
         self._staleness_task = asyncio.create_task(self._expire_stale(), name="staleness")
 
     async def stop(self) -> None:
-        """Stop every poller and close the DMS session."""
-        if self._staleness_task is not None:
-            self._staleness_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._staleness_task
-        await self._stop_pollers()
+        """Stop every poller and close the DMS session (after a reload in progress)."""
+        async with self._reload_lock:
+            self._stopped = True
+            if self._staleness_task is not None:
+                self._staleness_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._staleness_task
+            await self._stop_pollers()
 
     async def refresh(self, endpoint: str) -> EndpointStatus:
         """Poll ``endpoint`` now; its status afterwards. A disabled endpoint is not polled."""
@@ -81,14 +84,18 @@ class Exporter:
     async def reload(self) -> bool:
         """Load ``config_file`` again; apply it if valid, else keep the running config."""
         async with self._reload_lock:
-            if self.config_file is None:
-                return True
+            if self.config_file is None or self._stopped:
+                return self.config_file is None
             try:
                 new = await asyncio.get_running_loop().run_in_executor(
                     None, load_config, self.config_file
                 )
             except ConfigError as exc:
                 log.error("config reload failed, keeping the running config: %s", exc)
+                self.store.config_reload_ok = False
+                return False
+            except Exception:  # a bug in validation must not leave a half-applied reload
+                log.exception("config reload failed, keeping the running config")
                 self.store.config_reload_ok = False
                 return False
             if self._on_config is not None:
@@ -114,8 +121,9 @@ class Exporter:
                 poller.start()
 
     async def _stop_pollers(self) -> None:
-        await asyncio.gather(*(p.stop() for p in self._pollers.values()))
-        self._pollers.clear()
+        pollers = list(self._pollers.values())
+        self._pollers.clear()  # a refresh from now on finds no poller instead of a stopping one
+        await asyncio.gather(*(p.stop() for p in pollers))
         if self._client is not None:
             self.store.logins = dict(self._client.logins)  # keep the counts across reloads
             await self._client.close()
@@ -124,4 +132,7 @@ class Exporter:
     async def _expire_stale(self) -> None:
         while True:
             await asyncio.sleep(STALENESS_CHECK_SECONDS)
-            await self.store.expire_stale()
+            try:
+                await self.store.expire_stale()
+            except Exception:  # e.g. a render failure; the next check tries again
+                log.exception("staleness check failed")

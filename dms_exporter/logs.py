@@ -28,12 +28,22 @@ class SecretsFilter(logging.Filter):
         self.secrets = {s for s in secrets if s}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
         if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, MASK)
-            record.msg, record.args = message, None
+            record.msg, record.args = self.mask(record.getMessage()), None
+            if record.exc_text:
+                record.exc_text = self.mask(record.exc_text)
         return True
+
+    def mask(self, text: str) -> str:
+        """``text`` with every known secret replaced."""
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 class _LogfmtFormatter(logging.Formatter):
@@ -42,8 +52,8 @@ class _LogfmtFormatter(logging.Formatter):
             f"ts={_timestamp(record)} level={record.levelname.lower()} "
             f"logger={record.name} msg={_quote(record.getMessage())}"
         )
-        if record.exc_info:
-            line += f" exc={_quote(self.formatException(record.exc_info))}"
+        if record.exc_text:  # formatted (and masked) by SecretsFilter
+            line += f" exc={_quote(record.exc_text)}"
         return line
 
 
@@ -55,8 +65,8 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        if record.exc_text:  # formatted (and masked) by SecretsFilter
+            entry["exc"] = record.exc_text
         return json.dumps(entry)
 
 

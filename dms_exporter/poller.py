@@ -14,14 +14,15 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .client import DmsClient
 from .config import EndpointSettings
 from .errors import DmsApiError, DmsUnavailableError
 from .model import Alarm, EndpointStatus, Table
 from .store import Store
-from .vocabulary import parse
+from .vocabulary import Parsed, parse
 
 __all__ = ["JITTER", "EndpointPoller"]
 
@@ -54,6 +55,8 @@ class EndpointPoller:
         self._wake = asyncio.Event()
         self._failing = False  # for logging transitions only
         self._retry_after: float | None = None
+        self._stopped = False
+        self._alarm_first_seen: dict[str, float] = {}  # alarm id -> first poll that saw it
 
     def start(self) -> None:
         """Start the loop: the first poll runs at once."""
@@ -61,6 +64,7 @@ class EndpointPoller:
 
     async def stop(self) -> None:
         """Cancel the loop and any poll in flight, and wait for them to end."""
+        self._stopped = True
         for task in (self._task, self._in_flight):
             if task is not None:
                 task.cancel()
@@ -72,16 +76,27 @@ class EndpointPoller:
 
     async def poll_now(self) -> EndpointStatus:
         """Poll now (or join the poll in flight) and return the endpoint's status after it."""
+        if self._stopped:  # a refresh racing a reload: the new poller will poll at once
+            return self._store.status(self.settings.name)
         if self._in_flight is None or self._in_flight.done():
             self._in_flight = asyncio.create_task(self._poll())
-        # shield: a client that hangs up must not cancel a poll the loop may also be awaiting
-        status = await asyncio.shield(self._in_flight)
+        try:
+            # shield: a client that hangs up must not cancel a poll the loop also awaits
+            status = await asyncio.shield(self._in_flight)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being cancelled ourselves
+            return self._store.status(self.settings.name)  # stop() cancelled the poll
         self._wake.set()  # restart the wait, so the next scheduled poll is a full interval away
         return status
 
     async def _run(self) -> None:
         while True:
-            await self.poll_now()
+            try:
+                await self.poll_now()
+            except Exception:  # _poll records every failure; this is a last line of defence
+                log.exception("poll loop error endpoint=%s", self.settings.name)
             while True:
                 self._wake.clear()
                 try:
@@ -93,7 +108,8 @@ class EndpointPoller:
     def _next_delay(self) -> float:
         delay = self.settings.interval * self._rng.uniform(1 - JITTER, 1 + JITTER)
         if self._retry_after is not None:
-            delay = max(delay, self._retry_after)
+            # honour Retry-After, but never for so long that the data goes stale for it
+            delay = max(delay, min(self._retry_after, self.settings.stale_after))
         return delay
 
     async def _poll(self) -> EndpointStatus:
@@ -103,8 +119,18 @@ class EndpointPoller:
         try:
             payload = await self._client.fetch(self.settings)
             now = self._clock()
-            parsed = await asyncio.get_running_loop().run_in_executor(
-                None, parse, name, payload, self.settings.fields, now
+            old = self._store.tables[name]
+            table, parsed, changed = await asyncio.get_running_loop().run_in_executor(
+                None, self._prepare, payload, now, old
+            )
+            duration = time.perf_counter() - started
+            await self._store.record_success(
+                name,
+                table,
+                changed=changed,
+                duration=duration,
+                rows_skipped=parsed.skipped,
+                unknown_values=parsed.unknown_values,
             )
         except DmsApiError as exc:
             self._record_failure(exc.reason, str(exc), time.perf_counter() - started)
@@ -112,26 +138,26 @@ class EndpointPoller:
                 self._retry_after = exc.retry_after
             return self._store.status(name)
         except Exception as exc:  # a bug of ours must not end polling; the log has the trace
-            log.exception("unexpected error polling endpoint=%s", name)
+            if not self._failing:
+                log.exception("unexpected error polling endpoint=%s", name)
             self._record_failure("payload", type(exc).__name__, time.perf_counter() - started)
             return self._store.status(name)
-        rows = parsed.rows
-        old = self._store.tables[name]
-        if name == "alarms":
-            rows = fill_asserted_times(rows, old, now)
-        duration = time.perf_counter() - started
-        await self._store.record_success(
-            name,
-            Table(endpoint=name, rows=rows, fetched_at=now),
-            duration=duration,
-            rows_skipped=parsed.skipped,
-            unknown_values=parsed.unknown_values,
-        )
         if self._failing:
             log.info("endpoint recovered endpoint=%s", name)
             self._failing = False
-        log.debug("polled endpoint=%s rows=%d duration_seconds=%.3f", name, len(rows), duration)
+        log.debug("polled endpoint=%s rows=%d duration_seconds=%.3f", name, len(table.rows),
+                  duration)  # fmt: skip
         return self._store.status(name)
+
+    def _prepare(self, payload: Any, now: float, old: Table | None) -> tuple[Table, Parsed, bool]:
+        """Parse and compare with the table held (in a worker thread: both scale with rows)."""
+        name = self.settings.name
+        parsed = parse(name, payload, self.settings.fields, now)
+        rows = parsed.rows
+        if name == "alarms":
+            rows, self._alarm_first_seen = fill_asserted_times(rows, self._alarm_first_seen, now)
+        changed = old is None or old.rows != rows
+        return Table(endpoint=name, rows=rows, fetched_at=now), parsed, changed
 
     def _record_failure(self, reason: str, message: str, duration: float) -> None:
         name = self.settings.name
@@ -144,17 +170,15 @@ class EndpointPoller:
 
 
 def fill_asserted_times(
-    rows: tuple[Alarm, ...], previous: Table | None, now: float
-) -> tuple[Alarm, ...]:
-    """Give alarms without ``assertedTime`` the time we first saw them, so their series is
-    stable from poll to poll instead of taking the time of each poll."""
-    if all(row.asserted_time is not None for row in rows):
-        return rows
-    seen = {row.id: row.asserted_time for row in previous.rows} if previous is not None else {}
+    rows: tuple[Alarm, ...], first_seen: Mapping[str, float], now: float
+) -> tuple[tuple[Alarm, ...], dict[str, float]]:
+    """Give alarms without ``assertedTime`` the time we first saw them, so their series keeps
+    one value from poll to poll; returns the rows and the first-seen times of this poll."""
     filled = []
+    seen_now: dict[str, float] = {}
     for row in rows:
         if row.asserted_time is None:
-            first_seen = seen.get(row.id) or now
-            row = dataclasses.replace(row, asserted_time=first_seen)
+            seen_now[row.id] = first_seen.get(row.id, now)
+            row = dataclasses.replace(row, asserted_time=seen_now[row.id])
         filled.append(row)
-    return tuple(filled)
+    return tuple(filled), seen_now

@@ -108,21 +108,28 @@ class Store:
         endpoint: str,
         table: Table,
         *,
+        changed: bool,
         duration: float,
         rows_skipped: int = 0,
         unknown_values: int = 0,
     ) -> None:
-        """Keep ``table`` as the endpoint's data and render what it changed; the poll counts
-        as done (for health and readiness) only once its data is in the exposition."""
+        """Keep ``table`` as the endpoint's data and, if its rows ``changed``, render what it
+        touches; the poll counts as done (health, readiness) once its data is in the
+        exposition. If the render fails, the last good table is put back and the error raised.
+        """
         health = self._health[endpoint]
         old = self.tables[endpoint]
-        if old is None or old.rows != table.rows or health.stale:
-            self.tables[endpoint] = table
+        self.tables[endpoint] = table  # even if unchanged: staleness is judged by fetched_at
+        if changed or health.stale:
+            try:
+                await self.render(groups_for(endpoint))
+            except BaseException:
+                self.tables[endpoint] = old
+                raise
             health.stale = False
-            await self.render(groups_for(endpoint))
         health.polls_total += 1
         health.up = True
-        health.last_poll = health.last_success = table.fetched_at
+        health.last_poll = health.last_success = self._clock()
         health.last_duration = duration
         health.last_result = "ok"
         health.last_error = ""
@@ -145,13 +152,14 @@ class Store:
         now = self._clock()
         groups: set[str] = set()
         for name, health in self._health.items():
-            if self.tables[name] is None or health.last_success is None:
+            table = self.tables[name]
+            if table is None:
                 continue
-            if now - health.last_success > health.settings.stale_after:
+            if now - table.fetched_at > health.settings.stale_after:
                 log.warning(
                     "dropping stale data endpoint=%s age_seconds=%.0f",
                     name,
-                    now - health.last_success,
+                    now - table.fetched_at,
                 )
                 self.tables[name] = None
                 health.stale = True

@@ -32,6 +32,17 @@ def test_logfmt_line_and_secret_masked(capsys, restore_root_logger):
     assert "rotated-pw" not in lines[1] and "<secret>" in lines[1]
 
 
+def test_secret_in_a_traceback_is_masked(capsys, restore_root_logger):
+    setup_logging("info", "logfmt", ["hunter2"])
+    try:
+        raise ValueError("bad password hunter2")
+    except ValueError:
+        logging.getLogger("dms_exporter.test").exception("failed")
+    err = capsys.readouterr().err
+    assert "ValueError: bad password <secret>" in err.replace("\\n", "\n")
+    assert "hunter2" not in err
+
+
 def test_json_lines(capsys, restore_root_logger):
     setup_logging("debug", "json", ["hunter2"])
     logging.getLogger("dms_exporter.test").debug("token %s", "hunter2")

@@ -1,0 +1,68 @@
+"""Polling keeps going whatever happens: render failures, reloads racing refreshes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conftest import exporter_config, samples, scrape
+
+from dms_exporter import store
+from dms_exporter.model import Alarm
+from dms_exporter.poller import fill_asserted_times
+
+
+async def test_a_render_failure_is_a_failed_poll_and_polling_goes_on(
+    simulator, start_exporter, monkeypatch
+):
+    client = await start_exporter(exporter_config(simulator))
+    good = samples(await scrape(client), "dms_destination_info")
+    real_render = store.render_group
+
+    def broken(group, tables, ctx):
+        if group == "destinations":
+            raise RuntimeError("a bug in a family")
+        return real_render(group, tables, ctx)
+
+    monkeypatch.setattr(store, "render_group", broken)
+    simulator.set_destination(next(iter(simulator.world.destinations)), status="ERROR")
+    response = await client.post("/-/refresh/destinations")
+    assert response.status == 502
+    assert (await response.json())["last_result"] == "payload"
+    assert samples(await scrape(client), "dms_destination_info") == good  # last good kept
+
+    monkeypatch.setattr(store, "render_group", real_render)
+    assert (await client.post("/-/refresh/destinations")).status == 200
+    assert (await client.post("/-/refresh/devices")).status == 200  # other loops unharmed
+
+
+async def test_reload_while_a_refresh_is_in_flight_still_answers(
+    simulator, start_exporter, tmp_path
+):
+    config_file = tmp_path / "dms.yml"
+    config_file.write_text(
+        f"dms: {{url: '{simulator.base_url}', username: {simulator.username},"
+        f" password: {simulator.password}, proxy: direct}}\n"
+    )
+    from dms_exporter.config import load_config
+
+    client = await start_exporter(load_config(str(config_file)), config_file=str(config_file))
+    simulator.add_fault(endpoint="groups", kind="latency", seconds=1.0, count=1)
+    refresh = asyncio.create_task(client.post("/-/refresh/groups"))
+    await asyncio.sleep(0.2)
+    assert (await client.post("/-/reload")).status == 200
+    response = await asyncio.wait_for(refresh, timeout=10)
+    assert response.status in (200, 502)
+    assert "endpoint" in await response.json()
+
+
+def alarm(alarm_id: str, asserted: float | None) -> Alarm:
+    return Alarm(alarm_id, "dev-1", "device", "Input 1", "SIGNAL_LOSS", "", "major", "active",
+                 asserted, None, False)  # fmt: skip
+
+
+def test_an_alarm_without_asserted_time_keeps_its_first_seen_time():
+    rows, seen = fill_asserted_times((alarm("a", None), alarm("b", 50.0)), {}, now=100.0)
+    assert [r.asserted_time for r in rows] == [100.0, 50.0]
+    rows, seen = fill_asserted_times((alarm("a", None), alarm("c", None)), seen, now=160.0)
+    assert [r.asserted_time for r in rows] == [100.0, 160.0]
+    assert seen == {"a": 100.0, "c": 160.0}  # cleared alarms are forgotten
