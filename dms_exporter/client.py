@@ -44,6 +44,9 @@ __all__ = ["DmsClient"]
 log = logging.getLogger(__name__)
 
 _DECODE_IN_THREAD_BYTES = 1 << 20  # decode larger bodies off the event loop
+#: A body larger than this is refused, so a runaway proxy or DMS cannot exhaust memory; a page
+#: of 1,000 devices is about 0.5 MB and a bare array of 100,000 devices about 45 MB.
+MAX_BODY_BYTES = 256 << 20
 _EXCERPT_CHARS = 120
 
 
@@ -202,10 +205,13 @@ class DmsClient:
                         headers=headers,
                         proxy=proxy,
                     ) as response:
-                        body = await response.read()
+                        body = await _read_capped(response)
             except TimeoutError as exc:
                 detail = f"no answer within dms.timeout={settings.timeout:g}s"
                 raise self._error(DmsTimeoutError, endpoint, method, path, detail) from exc
+            except _BodyTooLarge as exc:
+                detail = f"the answer is larger than {MAX_BODY_BYTES >> 20} MiB"
+                raise self._error(DmsPayloadError, endpoint, method, path, detail) from exc
             except aiohttp.ClientPayloadError as exc:
                 detail = f"the answer was cut off: {_clip(str(exc))}"
                 raise self._error(DmsConnectionError, endpoint, method, path, detail) from exc
@@ -334,3 +340,21 @@ def _retry_after(value: str | None) -> float | None:
             when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - time.time()
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, or ``_BodyTooLarge`` as soon as it passes ``MAX_BODY_BYTES``."""
+    if (response.content_length or 0) > MAX_BODY_BYTES:
+        raise _BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -396,6 +396,29 @@ async def test_json_scalar_is_a_payload_error(aiohttp_server: ServerFactory) -> 
     assert isinstance(error, DmsPayloadError)
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_oversized_body_is_refused(
+    aiohttp_server: ServerFactory, monkeypatch: pytest.MonkeyPatch, chunked: bool
+) -> None:
+    monkeypatch.setattr("dms_exporter.client.MAX_BODY_BYTES", 4096)
+    body = b"[" + b",".join([b'{"id": "dev-000001"}'] * 1000) + b"]"
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if chunked:
+            response.enable_chunked_encoding()
+        else:
+            response.content_length = len(body)
+        await response.prepare(request)
+        for start in range(0, len(body), 1024):
+            await response.write(body[start : start + 1024])
+        return response
+
+    error = await fetch_error(await serve(aiohttp_server, big))
+    assert isinstance(error, DmsPayloadError)
+    assert "larger than" in str(error)
+
+
 @contextlib.asynccontextmanager
 async def raw_server(reply: bytes | None) -> AsyncIterator[str]:
     """A TCP server that reads a request, writes ``reply`` (None: nothing) and hangs up."""

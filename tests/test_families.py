@@ -324,6 +324,20 @@ def test_schedule_authorization_switch() -> None:
     assert "schedule" in column(on, "dms_device_authorized_services", "source")
 
 
+def test_schedule_type_authorization_sets_follow_the_switch() -> None:
+    mixed = table(
+        "authorization_sets",
+        *SETS.rows,
+        model.AuthorizationSet("as-2", "Sunday", "schedule", True, (), (), (), None, None),
+    )
+    on = authorization_families(mixed, None, None, None, RenderContext())
+    off = authorization_families(
+        mixed, None, None, None, RenderContext(allow_schedule_authorization=False)
+    )
+    assert set(samples(on, "dms_authorization_set_enabled")) == {("as-1",), ("as-2",)}
+    assert set(samples(off, "dms_authorization_set_enabled")) == {("as-1",)}
+
+
 def test_authorization_sets() -> None:
     families = authorization_families(SETS, None, None, None, RenderContext())
     assert samples(families, "dms_authorization_set") == {("as-1", "Basic", "permanent"): 1}

@@ -48,7 +48,8 @@ def alarm_families(
         gauge(
             "dms_alarm_asserted_timestamp_seconds",
             ctx.help(
-                "Unix time each active alarm was asserted (the poll time if the DMS sent none).",
+                "Unix time each active alarm was asserted "
+                "(when the exporter first saw it if the DMS sent none).",
                 "alarms",
             ),
             ("alarm_id", "device_id", "display_name", "severity", "code", "fault_object", "source"),

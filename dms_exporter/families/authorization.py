@@ -34,9 +34,12 @@ def authorization_families(
 
     With ``allow_schedule_authorization`` off, the ``dms_schedule_authorization_*`` families are
     left out entirely (no HELP/TYPE either: they do not exist in such a deployment), and
-    ``/authorizations`` rows with source ``schedule`` are ignored.
+    ``/authorizations`` rows with source ``schedule`` and authorization sets of type ``schedule``
+    are ignored.
     """
     sets = authorization_sets.rows if authorization_sets else ()
+    if not ctx.allow_schedule_authorization:
+        sets = tuple(s for s in sets if s.type != "schedule")
     families = [
         info(
             "dms_authorization_set",
