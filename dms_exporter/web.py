@@ -46,7 +46,7 @@ async def _run_exporter(app: web.Application):  # type: ignore[no-untyped-def]
 async def metrics(request: web.Request) -> web.StreamResponse:
     """The exposition, in the format the Accept header asks for, gzipped if accepted."""
     openmetrics = choose_format(request.headers.get("Accept", "")) == "openmetrics"
-    gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+    gzipped = accepts_gzip(request.headers.get("Accept-Encoding", ""))
     exposition = request.app[EXPORTER_KEY].store.exposition(
         openmetrics=openmetrics, gzipped=gzipped
     )
@@ -62,6 +62,23 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         await response.write(part)
     await response.write_eof()
     return response
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """True if the Accept-Encoding header admits gzip (``gzip`` or ``*``, q above 0)."""
+    for coding in accept_encoding.split(","):
+        name, _, params = coding.partition(";")
+        if name.strip().lower() in ("gzip", "*"):
+            q = (
+                params.strip().removeprefix("q=").strip()
+                if params.strip().startswith("q=")
+                else "1"
+            )
+            try:
+                return float(q) > 0
+            except ValueError:
+                return True
+    return False
 
 
 async def landing(request: web.Request) -> web.Response:

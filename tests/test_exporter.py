@@ -48,6 +48,8 @@ async def test_plain_text_is_the_default_and_gzip_is_honoured(simulator, start_e
         line for line in plain_body.decode().splitlines() if line.startswith("dms_device_info")
     ]
     assert data
+    refused = await client.get("/metrics", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in refused.headers
 
 
 async def test_health_of_every_endpoint_is_shown(simulator, start_exporter):
