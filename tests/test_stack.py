@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import socket
 import subprocess
 import threading
 import time
@@ -225,6 +227,13 @@ class Stack:
     hook: promstack.Webhook
 
 
+def targets(prom: promstack.Prometheus) -> list[tuple[str, str, str]]:
+    """(scrape URL, health, last error) of every target: what a failed wait shows."""
+    status, body = promstack.http_get(f"{prom.url}/api/v1/targets")
+    active = json.loads(body)["data"]["activeTargets"] if status == 200 else []
+    return [(t["scrapeUrl"], t["health"], t["lastError"]) for t in active]
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp_path = tmp_path_factory.mktemp("stack")
@@ -233,7 +242,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         cleanup.callback(loop.close)
         dms = loop.run(start_dms(tmp_path))
         cleanup.callback(lambda: loop.run(dms.stop()))
-        down = f"127.0.0.1:{promstack.free_port()}"
+        # a port bound but not listening refuses connections, and nothing else can take it
+        closed = cleanup.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        closed.bind(("127.0.0.1", 0))
+        down = f"127.0.0.1:{closed.getsockname()[1]}"
         hook = cleanup.enter_context(promstack.webhook_receiver())
         am = cleanup.enter_context(promstack.alertmanager(tmp_path, alertmanager_config(hook.url)))
         scrape = {
@@ -246,10 +258,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             )
         )
         main = f'job="{JOB}", instance="{dms.main}"'
-        prom.wait_for(f"up{{{main}}} == 1", timeout=TIMEOUT)
-        # two samples for rate() and increase(), and the recording rules evaluated on them
-        prom.wait_for(f"count_over_time(dms_up{{{main}}}[1m]) >= 2", timeout=TIMEOUT)
-        prom.wait_for(f"dms:devices_by_connection_state:sum{{{main}}}", timeout=TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT  # for the three waits together
+        try:
+            for expr in (
+                f"up{{{main}}} == 1",
+                # two samples for rate() and increase(), and the recording rules evaluated
+                f"count_over_time(dms_up{{{main}}}[1m]) >= 2",
+                f"dms:devices_by_connection_state:sum{{{main}}}",
+            ):
+                prom.wait_for(expr, timeout=max(1.0, deadline - time.monotonic()))
+        except TimeoutError as e:
+            raise TimeoutError(
+                f"{e}\ntargets: {targets(prom)}\nprometheus log:\n{prom.log()}"
+            ) from e
         yield Stack(loop, dms, down, prom, am, hook)
 
 
