@@ -1,6 +1,6 @@
 """A small, fast writer of Prometheus text 0.0.4 and OpenMetrics 1.0 from ``Family`` values.
 
-prometheus_client spends 7-11 µs per series (docs/design.md, exporter-anchors §7), too slow for
+prometheus_client spends about 10 µs per series (docs/performance.md), too slow for
 100k devices x ~30 series. This writer validates names once per family, builds every sample line
 with one ``%`` format, and escapes a family's label values only when a count over its lines shows
 that one needs it (it is rare). Sample lines are the same in both formats (only HELP/TYPE lines

@@ -19,7 +19,7 @@ before the Alertmanager is discovered and the next one comes a minute later
 interval, so callers wait for data, not only for /-/ready.
 
 Also the static helpers the rule and dashboard tests share: find a binary, run
-`promtool check rules`, and the metric names of docs/design.md's catalogue.
+`promtool check rules`, and the metric names of README.md's metric reference.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-DESIGN = ROOT / "docs" / "design.md"
+README = ROOT / "README.md"
 
 # Debian ships Alertmanager as prometheus-alertmanager; upstream tarballs call it alertmanager.
 BINARIES = {
@@ -107,28 +107,19 @@ _MATCHER_LABEL = re.compile(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)")
 TARGET_LABELS = frozenset({"job", "instance"})  # added by Prometheus to every scraped series
 
 
-def design_catalogue() -> dict[str, frozenset[str]]:
-    """docs/design.md's metric catalogue: exposed metric name -> its label names.
+def metric_reference() -> dict[str, frozenset[str]]:
+    """README.md's metric reference: exposed metric name -> its label names.
 
-    Names are as scraped: info metrics end in `_info`, counters in `_total` (added here if a row
-    leaves them out). A state set's labels include its state label (named like the metric).
+    Names are as scraped (`_info`, `_total` included); a state set's labels include its state
+    label (named like the metric). A row is `| `name` | type | labels or — | endpoint | meaning |`.
     """
-    text = DESIGN.read_text(encoding="utf-8")
-    catalogue = text.split("## Metric catalogue", 1)[1].split("\n## ", 1)[0]
+    text = README.read_text(encoding="utf-8")
+    reference = text.split("## Metric reference", 1)[1].split("\n## ", 1)[0]
     metrics = {}
-    for row in _CATALOGUE_ROW.findall(catalogue):
-        # | name | type | labels | (meaning |)
-        name, kind, label_cell = (cell.strip() for cell in row.strip().strip("|").split("|")[:3])
-        name, kind = name.strip("`"), kind.split()[0]
-        if kind == "info" and not name.endswith("_info"):
-            name += "_info"
-        if kind == "counter" and not name.endswith("_total"):
-            name += "_total"
-        # "device_id, display_name (absent when null)", "severity, state, source: count of ...",
-        # "result (`success`,`failure`)", "`dms_device_connection_state` in CONNECTION_STATES"
-        cell = re.sub(r"\([^)]*\)", "", label_cell.split(":", 1)[0])
-        labels = {part.strip().strip("`").split()[0] for part in cell.split(",") if part.strip()}
-        metrics[name] = frozenset(label.strip("`") for label in labels)
+    for row in _CATALOGUE_ROW.findall(reference):
+        name, _kind, label_cell = (cell.strip() for cell in row.strip().strip("|").split("|")[:3])
+        labels = {label.strip() for label in label_cell.split(",")} - {"—", ""}
+        metrics[name.strip("`")] = frozenset(labels)
     return metrics
 
 

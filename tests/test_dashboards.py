@@ -178,7 +178,7 @@ def test_every_query_is_valid_promql(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
 def test_queries_use_only_catalogued_metrics_and_labels(name):
-    catalogue = promstack.design_catalogue()
+    catalogue = promstack.metric_reference()
     d = DASHBOARDS[name]
     for where, expr in queries(d) + variable_exprs(d):
         assert promstack.unknown_names(expr, catalogue) == [], where
@@ -200,7 +200,7 @@ ENDPOINTS = (
 
 
 def exposition() -> str:
-    """A small text exposition shaped like the exporter's (docs/design.md): two devices (one
+    """A small text exposition shaped like the exporter's (README.md): two devices (one
     offline), alarms of every kind, a schedule inside its window but still pending, and the
     exporter's health block. Timestamps follow the clock, so build it per scrape."""
     now = time.time()
@@ -300,7 +300,7 @@ def exposition() -> str:
 
 def test_fixture_exposition_covers_the_catalogue():
     exposed = {line.split("{", 1)[0] for line in exposition().splitlines()}
-    assert exposed == set(promstack.design_catalogue())
+    assert exposed == set(promstack.metric_reference())
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from dms_exporter.render import (
 )
 
 NOW = 1_780_000_000.0
-DESIGN = Path(__file__).resolve().parent.parent / "docs" / "design.md"
+README = Path(__file__).resolve().parent.parent / "README.md"
 ALL = RenderContext(display_names={"dev-3": 'Spare "B" IRD'}, alarm_retrieval="all")
 
 
@@ -104,8 +104,8 @@ def full_render(tables: dict[str, model.Table], ctx: RenderContext = ALL) -> lis
 
 
 def catalogue() -> dict[str, tuple[str, str]]:
-    """Metric name -> (type, labels cell) from docs/design.md's metric catalogue tables."""
-    section = DESIGN.read_text().split("## Metric catalogue")[1].split("\n## ")[0]
+    """Metric name -> (type, labels cell) from README.md's metric reference tables."""
+    section = README.read_text().split("## Metric reference")[1].split("\n## ")[0]
     rows = re.findall(r"^\| `([a-z_]+)` \| ([a-z]+)[^|]*\|([^|]*)\|", section, re.MULTILINE)
     return {name: (kind, labels) for name, kind, labels in rows}
 

@@ -1,5 +1,5 @@
 """The Prometheus rules in deploy/prometheus/: valid, unit-tested, documented, and built only
-from metrics the exporter exposes (docs/design.md's catalogue)."""
+from metrics the exporter exposes (README.md's metric reference)."""
 
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def test_runbook_sections_say_meaning_impact_check_resolve():
 
 @pytest.mark.parametrize("rule", ALERTS + RECORDS, ids=lambda r: r.get("alert") or r["record"])
 def test_rule_uses_only_catalogued_metrics_and_labels(rule):
-    catalogue = promstack.design_catalogue()
+    catalogue = promstack.metric_reference()
     assert promstack.unknown_names(rule["expr"], catalogue) == []
     # series recorded by other rules must be recorded here
     recorded = set(re.findall(r"dms:[a-z_]+:[a-z0-9_]+", rule["expr"]))
@@ -195,7 +195,7 @@ def test_rule_uses_only_catalogued_metrics_and_labels(rule):
 
 def test_catalogue_parser_sees_the_whole_catalogue():
     """Guards the check above against a parser that silently finds nothing."""
-    catalogue = promstack.design_catalogue()
+    catalogue = promstack.metric_reference()
     assert len(catalogue) >= 45
     assert "dms_device_info" in catalogue and "dms_exporter_logins_total" in catalogue
     assert "site" in catalogue["dms_device_info"]

@@ -1,6 +1,6 @@
 """Pure functions from tables to ``Family`` lists, one module per domain, plus their helpers.
 
-Every family of docs/design.md's catalogue is declared once, in the module of its group. A table
+Every family of the README's metric reference is declared once, in the module of its group. A table
 that is ``None`` (never polled, disabled or stale) gives the family's HELP/TYPE with no samples.
 """
 
