@@ -14,6 +14,8 @@ from pathlib import Path
 import promstack
 import pytest
 
+from dms_exporter.model import ENDPOINTS
+
 GRAFANA = promstack.ROOT / "grafana"
 DASHBOARD_FILES = sorted((GRAFANA / "dashboards").glob("*.json"))
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -185,18 +187,6 @@ def test_queries_use_only_catalogued_metrics_and_labels(name):
 
 
 # --- against a real Prometheus --------------------------------------------------------------
-
-ENDPOINTS = (
-    "system",
-    "devices",
-    "groups",
-    "services",
-    "authorization_sets",
-    "schedule_authorizations",
-    "authorizations",
-    "destinations",
-    "alarms",
-)
 
 
 def exposition() -> str:
