@@ -257,9 +257,7 @@ class _Reader:
                 self.fail(key, f"must be {_DURATION_WHAT}, got {self.show(key, value)}")
             seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
         if not 0 < seconds < _MAX_DURATION:  # also rejects NaN and a 400-digit integer
-            self.fail(
-                key, f"must be more than zero and under a year, got {self.show(key, value)}"
-            )
+            self.fail(key, f"must be more than zero and under a year, got {self.show(key, value)}")
         return float(seconds)
 
     def url(self, key: str, value: Any) -> str:

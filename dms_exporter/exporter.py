@@ -7,7 +7,6 @@ keeps the old one when the new one is bad (blackbox_exporter's "validate, then s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from .client import DmsClient
 from .config import Config, load_config
 from .errors import ConfigError
 from .model import EndpointStatus
-from .poller import EndpointPoller
+from .poller import EndpointPoller, wait_cancelled
 from .render import GROUPS
 from .store import Store
 
@@ -68,8 +67,7 @@ class Exporter:
             self._stopped = True
             if self._staleness_task is not None:
                 self._staleness_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._staleness_task
+                await wait_cancelled(self._staleness_task)
             await self._stop_pollers()
 
     async def refresh(self, endpoint: str) -> EndpointStatus:

@@ -9,7 +9,6 @@ can end it. ``poll_now`` serves refresh on demand and never starts a second poll
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import random
@@ -56,7 +55,6 @@ class EndpointPoller:
         self._failing = False  # for logging transitions only
         self._retry_after: float | None = None
         self._stopped = False
-        self._alarm_first_seen: dict[str, float] = {}  # alarm id -> first poll that saw it
 
     def start(self) -> None:
         """Start the loop: the first poll runs at once."""
@@ -70,8 +68,7 @@ class EndpointPoller:
                 task.cancel()
         for task in (self._task, self._in_flight):
             if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await wait_cancelled(task)
         self._task = self._in_flight = None
 
     async def poll_now(self) -> EndpointStatus:
@@ -100,7 +97,10 @@ class EndpointPoller:
             while True:
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._next_delay())
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                    # cancel that arrives as the event is set, and stop() would wait forever
+                    async with asyncio.timeout(self._next_delay()):
+                        await self._wake.wait()
                 except TimeoutError:
                     break  # due
                 # woken: a refresh on demand has just polled, so wait a full interval again
@@ -120,13 +120,15 @@ class EndpointPoller:
             payload = await self._client.fetch(self.settings)
             now = self._clock()
             old = self._store.tables[name]
-            table, parsed, changed = await asyncio.get_running_loop().run_in_executor(
-                None, self._prepare, payload, now, old
+            first_seen = self._store.alarm_first_seen
+            table, parsed, changed, first_seen = await asyncio.get_running_loop().run_in_executor(
+                None, self._prepare, payload, now, old, first_seen
             )
             duration = time.perf_counter() - started
             await self._store.record_success(
                 name,
                 table,
+                alarm_first_seen=first_seen if name == "alarms" else None,
                 changed=changed,
                 duration=duration,
                 rows_skipped=parsed.skipped,
@@ -149,15 +151,18 @@ class EndpointPoller:
                   duration)  # fmt: skip
         return self._store.status(name)
 
-    def _prepare(self, payload: Any, now: float, old: Table | None) -> tuple[Table, Parsed, bool]:
-        """Parse and compare with the table held (in a worker thread: both scale with rows)."""
+    def _prepare(
+        self, payload: Any, now: float, old: Table | None, first_seen: Mapping[str, float]
+    ) -> tuple[Table, Parsed, bool, Mapping[str, float]]:
+        """Parse, fill alarm times and compare with the table held. Pure, so it runs in a
+        worker thread (all three scale with the number of rows)."""
         name = self.settings.name
         parsed = parse(name, payload, self.settings.fields, now)
         rows = parsed.rows
         if name == "alarms":
-            rows, self._alarm_first_seen = fill_asserted_times(rows, self._alarm_first_seen, now)
+            rows, first_seen = fill_asserted_times(rows, first_seen, now)
         changed = old is None or old.rows != rows
-        return Table(endpoint=name, rows=rows, fetched_at=now), parsed, changed
+        return Table(endpoint=name, rows=rows, fetched_at=now), parsed, changed, first_seen
 
     def _record_failure(self, reason: str, message: str, duration: float) -> None:
         name = self.settings.name
@@ -182,3 +187,13 @@ def fill_asserted_times(
             row = dataclasses.replace(row, asserted_time=seen_now[row.id])
         filled.append(row)
     return tuple(filled), seen_now
+
+
+async def wait_cancelled(task: asyncio.Task[Any]) -> None:
+    """Wait for a task we cancelled to end; a cancel aimed at the caller still propagates."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

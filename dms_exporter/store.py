@@ -10,6 +10,7 @@ block.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import logging
 import time
@@ -78,6 +79,9 @@ class Store:
         self._render_durations: dict[str, float] = {}
         self._render_locks = {group: asyncio.Lock() for group in GROUPS}
         self.logins: Mapping[str, int] = {"success": 0, "failure": 0}
+        #: alarm id -> when a poll first saw it, for alarms the DMS sends without assertedTime;
+        #: kept here, not in the poller, so it survives reloads and stale drops
+        self.alarm_first_seen: Mapping[str, float] = {}
         self.config_reload_ok = True
         self.config_reload_timestamp: float | None = self.start_time
         self.apply_config(config)
@@ -110,6 +114,7 @@ class Store:
         *,
         changed: bool,
         duration: float,
+        alarm_first_seen: Mapping[str, float] | None = None,
         rows_skipped: int = 0,
         unknown_values: int = 0,
     ) -> None:
@@ -127,6 +132,8 @@ class Store:
                 self.tables[endpoint] = old
                 raise
             health.stale = False
+        if alarm_first_seen is not None:
+            self.alarm_first_seen = alarm_first_seen
         health.polls_total += 1
         health.up = True
         health.last_poll = health.last_success = self._clock()
@@ -167,15 +174,23 @@ class Store:
         await self.render(group for group in GROUPS if group in groups)
 
     async def render(self, groups: Iterable[str]) -> None:
-        """Render ``groups`` from the current tables in a worker thread and swap the bytes in."""
+        """Render ``groups`` from one snapshot of the tables, in a worker thread, and swap the
+        bytes in all together: if one group fails, none changes and the error is raised."""
+        wanted = set(groups)
+        ordered = [group for group in GROUPS if group in wanted]
         loop = asyncio.get_running_loop()
-        for group in groups:
-            async with self._render_locks[group]:
-                tables = dict(self.tables)  # a shallow copy: tables themselves are immutable
+        async with contextlib.AsyncExitStack() as locks:
+            for group in ordered:  # always in GROUPS order, so two renders cannot deadlock
+                await locks.enter_async_context(self._render_locks[group])
+            tables = dict(self.tables)  # a shallow copy: tables themselves are immutable
+            chunks: dict[str, Chunk] = {}
+            for group in ordered:
                 started = time.perf_counter()
-                chunk = await loop.run_in_executor(None, render_group, group, tables, self.context)
+                chunks[group] = await loop.run_in_executor(
+                    None, render_group, group, tables, self.context
+                )
                 self._render_durations[group] = time.perf_counter() - started
-                self._chunks[group] = chunk
+            self._chunks.update(chunks)
 
     # -- reads for the web handlers ----------------------------------------------------------
 

@@ -66,3 +66,42 @@ def test_an_alarm_without_asserted_time_keeps_its_first_seen_time():
     rows, seen = fill_asserted_times((alarm("a", None), alarm("c", None)), seen, now=160.0)
     assert [r.asserted_time for r in rows] == [100.0, 160.0]
     assert seen == {"a": 100.0, "c": 160.0}  # cleared alarms are forgotten
+
+
+async def test_a_failed_render_changes_no_group(simulator, start_exporter, monkeypatch):
+    client = await start_exporter(exporter_config(simulator))
+    real_render = store.render_group
+
+    def alarms_broken(group, tables, ctx):
+        if group == "alarms":
+            raise RuntimeError("a bug in the alarm families")
+        return real_render(group, tables, ctx)
+
+    monkeypatch.setattr(store, "render_group", alarms_broken)
+    simulator.set_device("dev-000001", connectionState="OFFLINE")
+    assert (await client.post("/-/refresh/devices")).status == 502
+    body = await scrape(client)  # devices feeds four groups; none may show the rejected table
+    assert samples(
+        body, "dms_device_connection_state", device_id="dev-000001",
+        dms_device_connection_state="offline",
+    )[0][1] == 0  # fmt: skip
+
+
+async def test_stop_ends_a_poller_woken_at_the_same_moment(simulator):
+    from dms_exporter.client import DmsClient
+    from dms_exporter.poller import EndpointPoller
+
+    config = exporter_config(simulator)
+    poller_store = store.Store(config)
+    async with DmsClient(config.dms) as client:
+        poller = EndpointPoller(config.endpoints["system"], client, poller_store)
+        poller.start()
+        for _ in range(100):  # bounded: until the first poll is done and the loop waits
+            if poller_store.status("system").last_poll is not None:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
+        poller._wake.set()  # as a refresh finishing in the same loop step as the stop
+        stopping = asyncio.ensure_future(poller.stop())
+        done, _ = await asyncio.wait([stopping], timeout=5)
+        assert done, "stop() did not end: the poll loop swallowed its cancel"
