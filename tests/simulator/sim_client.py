@@ -13,6 +13,20 @@ import aiohttp
 
 from dms_exporter.simulator import Simulator
 
+#: Every data path of the API, in the order of dms-api.md.
+TIMEOUT = aiohttp.ClientTimeout(total=10)
+DATA_PATHS = (
+    "/system/info",
+    "/devices",
+    "/groups",
+    "/services",
+    "/authorization-sets",
+    "/schedule-authorizations",
+    "/authorizations",
+    "/destinations",
+    "/alarms",
+)
+
 
 def basic_header(username: str, password: str) -> str:
     """An HTTP Basic ``Authorization`` value."""

@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import aiohttp
-from sim_client import Dms, basic_header
+from sim_client import DATA_PATHS, TIMEOUT, Dms, basic_header
 
 from dms_exporter.simulator import start_simulator
-
-TIMEOUT = aiohttp.ClientTimeout(total=10)
-DATA_PATHS = (
-    "/system/info",
-    "/devices",
-    "/groups",
-    "/services",
-    "/authorization-sets",
-    "/schedule-authorizations",
-    "/authorizations",
-    "/destinations",
-    "/alarms",
-)
 
 
 async def test_token_login_and_every_refusal() -> None:

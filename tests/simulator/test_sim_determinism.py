@@ -5,28 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-from sim_client import Dms
+from sim_client import DATA_PATHS, TIMEOUT, Dms
 
 from dms_exporter.simulator import start_simulator
-
-TIMEOUT = aiohttp.ClientTimeout(total=10)
-PATHS = (
-    "/system/info",
-    "/devices",
-    "/groups",
-    "/services",
-    "/authorization-sets",
-    "/schedule-authorizations",
-    "/authorizations",
-    "/destinations",
-    "/alarms",
-)
 
 
 async def snapshot(dms: Dms, limit: int = 37) -> dict[str, list[bytes]]:
     """The raw bytes of every page of every endpoint."""
     pages: dict[str, list[bytes]] = {}
-    for path in PATHS:
+    for path in DATA_PATHS:
         pages[path] = []
         offset = 0
         for _ in range(100):
@@ -74,5 +61,5 @@ async def test_live_mode_same_seed_and_start_time_same_population() -> None:
         aiohttp.ClientSession(timeout=TIMEOUT) as session,
     ):
         a, b = Dms(one, session), Dms(two, session)
-        for path in PATHS[1:]:
+        for path in DATA_PATHS[1:]:
             assert await a.page_all(path) == await b.page_all(path), path
