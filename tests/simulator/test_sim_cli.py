@@ -13,18 +13,17 @@ from sim_client import basic_header
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    """The simulator as a child process on a free port, its output piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dms_exporter.simulator", "--listen-address", "127.0.0.1:0",
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
 async def start(*args: str) -> tuple[asyncio.subprocess.Process, str]:
     """Start the simulator on a free port; returns the process and the API base URL."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dms_exporter.simulator",
-        "--listen-address",
-        "127.0.0.1:0",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn(*args)
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
     match = re.search(r"API (http://\S+)", line)
@@ -100,16 +99,7 @@ async def test_bad_flags_exit_with_2() -> None:
         ["--devices", "0"],
         ["--auth", "kerberos"],
     ):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "dms_exporter.simulator",
-            "--listen-address",
-            "127.0.0.1:0",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await spawn(*args)
         _, err = await asyncio.wait_for(proc.communicate(), 20)
         assert proc.returncode == 2, (args, err)
         assert err.strip(), args
