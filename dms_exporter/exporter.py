@@ -11,8 +11,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from .client import DmsClient
 from .config import Config, load_config
+from .dms import DmsClient
 from .errors import ConfigError
 from .model import EndpointStatus
 from .poller import EndpointPoller, wait_cancelled

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .client import DmsClient
 from .config import EndpointSettings
+from .dms import DmsClient
 from .errors import DmsApiError, DmsUnavailableError
 from .model import Alarm, EndpointStatus, Table
 from .store import Store

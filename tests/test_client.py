@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from dms_exporter.client import DmsClient
 from dms_exporter.config import DmsSettings, EndpointSettings
+from dms_exporter.dms import DmsClient
 from dms_exporter.errors import (
     DmsApiError,
     DmsAuthError,
@@ -400,7 +400,7 @@ async def test_json_scalar_is_a_payload_error(aiohttp_server: ServerFactory) -> 
 async def test_oversized_body_is_refused(
     aiohttp_server: ServerFactory, monkeypatch: pytest.MonkeyPatch, chunked: bool
 ) -> None:
-    monkeypatch.setattr("dms_exporter.client.MAX_BODY_BYTES", 4096)
+    monkeypatch.setattr("dms_exporter.dms.client.MAX_BODY_BYTES", 4096)
     body = b"[" + b",".join([b'{"id": "dev-000001"}'] * 1000) + b"]"
 
     async def big(request: web.Request) -> web.StreamResponse:

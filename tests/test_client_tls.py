@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from dms_exporter.client import DmsClient
 from dms_exporter.config import DmsSettings, EndpointSettings, TlsSettings
+from dms_exporter.dms import DmsClient
 from dms_exporter.errors import DmsConnectionError
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")

@@ -88,7 +88,7 @@ async def test_a_failed_render_changes_no_group(simulator, start_exporter, monke
 
 
 async def test_stop_ends_a_poller_woken_at_the_same_moment(simulator):
-    from dms_exporter.client import DmsClient
+    from dms_exporter.dms import DmsClient
     from dms_exporter.poller import EndpointPoller
 
     config = exporter_config(simulator)

@@ -26,9 +26,9 @@ from typing import Any, Self
 
 import aiohttp
 
-from . import __version__
-from .config import DmsSettings, EndpointSettings
-from .errors import (
+from .. import __version__
+from ..config import DmsSettings, EndpointSettings
+from ..errors import (
     DmsApiError,
     DmsAuthError,
     DmsConnectionError,
@@ -38,6 +38,7 @@ from .errors import (
     DmsTimeoutError,
     DmsUnavailableError,
 )
+from .auth import Login
 
 __all__ = ["DmsClient"]
 
@@ -55,12 +56,14 @@ class DmsClient:
 
     def __init__(self, settings: DmsSettings) -> None:
         self.settings = settings
-        self.logins: dict[str, int] = {"success": 0, "failure": 0}
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(settings.max_concurrency)
-        self._login_lock = asyncio.Lock()
-        self._token: str | None = None
-        self._token_renew_at = math.inf  # loop time after which to log in again
+        self._login = Login(self)
+
+    @property
+    def logins(self) -> dict[str, int]:
+        """Login attempts by result, ``success`` and ``failure``."""
+        return self._login.counts
 
     async def __aenter__(self) -> Self:
         return self
@@ -128,56 +131,18 @@ class DmsClient:
         """One authenticated GET; with a token, log in again once on 401 and retry once."""
         if self.settings.auth == "basic":
             return await self._request(endpoint, "GET", endpoint.path, params=params)
-        token = await self._login(endpoint)
+        token = await self._login.token(endpoint)
         try:
             return await self._request(endpoint, "GET", endpoint.path, params=params, token=token)
         except DmsAuthError:
             log.debug("token refused, logging in again endpoint=%s", endpoint.name)
-        token = await self._login(endpoint, refused=token)
+        token = await self._login.token(endpoint, refused=token)
         try:
             return await self._request(endpoint, "GET", endpoint.path, params=params, token=token)
         except DmsAuthError as exc:
             detail = f"HTTP 401 even after logging in again ({exc.code or 'no error code'})"
             error = self._error(DmsAuthError, endpoint, "GET", endpoint.path, detail, status=401)
             raise error from exc
-
-    async def _login(self, endpoint: EndpointSettings, refused: str | None = None) -> str:
-        """A valid token: the cached one unless it expires soon or was ``refused``."""
-        async with self._login_lock:  # concurrent callers wait for one login
-            now = asyncio.get_running_loop().time()
-            token = self._token
-            if token is not None and token != refused and now < self._token_renew_at:
-                return token
-            self._token = None
-            try:
-                token, expires_in = await self._post_login(endpoint)
-            except DmsApiError:
-                self.logins["failure"] += 1
-                raise
-            self.logins["success"] += 1
-            renew_in = math.inf
-            if (_is_count(expires_in) or isinstance(expires_in, float)) and expires_in > 0:
-                renew_in = expires_in - min(60.0, expires_in / 10)
-            self._token, self._token_renew_at = token, now + renew_in
-            log.debug("logged in to the DMS expires_in=%s", expires_in)
-            return token
-
-    async def _post_login(self, endpoint: EndpointSettings) -> tuple[str, Any]:
-        """POST the credentials; ``(token, expiresIn)``. 401 or 403 is a ``DmsAuthError``."""
-        path = self.settings.login_path
-        credentials = {"username": self.settings.username, "password": self.settings.password}
-        try:
-            body = await self._request(endpoint, "POST", path, json_body=credentials)
-        except (DmsAuthError, DmsHttpError) as exc:
-            if exc.status not in (401, 403):
-                raise
-            detail = f"login as {self.settings.username!r} refused: HTTP {exc.status}"
-            kwargs = {"status": exc.status, "code": exc.code}
-            raise self._error(DmsAuthError, endpoint, "POST", path, detail, **kwargs) from exc
-        token = body.get("token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise self._error(DmsPayloadError, endpoint, "POST", path, "no token in the answer")
-        return token, body.get("expiresIn")
 
     async def _request(
         self,
@@ -271,7 +236,7 @@ class DmsClient:
     ) -> DmsApiError:
         """``cls`` with a message naming endpoint, method and path; the secrets masked."""
         message = f"{endpoint.name}: {method} {path}: {detail}"
-        for secret in (self.settings.password, self._token):
+        for secret in (self.settings.password, self._login.current):
             if secret:
                 message = message.replace(secret, "***")
         return cls(message, endpoint=endpoint.name, **kwargs)
