@@ -84,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             config = load_config(args.config_file)
         except ConfigError as exc:
-            print(f"dms-exporter: invalid configuration: {exc}", file=sys.stderr)
+            for problem in str(exc).splitlines():
+                print(f"dms-exporter: invalid configuration: {problem}", file=sys.stderr)
             return 1
         if args.config_check:
             print(f"dms-exporter: configuration {args.config_file} is valid")

@@ -1,8 +1,9 @@
 """The exporter's configuration: YAML in, a frozen tree of dataclasses out.
 
-``load_config(path)`` reads and validates a file and raises ``ConfigError`` naming the file, the
-dotted key and the problem. Nothing here is mutated after loading; a reload builds a new
-``Config``. ``docs/configuration.md`` documents every key.
+``load_config(path)`` reads and validates a file and raises one ``ConfigError`` whose message has
+one line per problem found, each naming the file, the dotted key and the problem. Nothing here is
+mutated after loading; a reload builds a new ``Config``. ``docs/configuration.md`` documents
+every key.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
@@ -110,7 +111,11 @@ def config_from_mapping(data: Any, source: str, *, base_dir: str | None = None) 
     """
     if base_dir is None:
         base_dir = "." if source.startswith("<") else os.path.dirname(source) or "."
-    return _Reader(source, base_dir).config(data)
+    reader = _Reader(source, base_dir)
+    config = reader.keep(reader.config, data)
+    if reader.problems:
+        raise ConfigError("\n".join(reader.problems))
+    return config
 
 
 def demo_config(base_url: str, username: str, password: str, **overrides: Any) -> Config:
@@ -185,19 +190,41 @@ _TIMING_KEYS = ("interval", "timeout", "stale_after")
 _ENDPOINT_KEYS = ("enabled", *_TIMING_KEYS, "path", "params", "fields")
 
 
-class _Reader:
-    """Validates one config mapping; every error names the source and the dotted key."""
+class _Skip(Exception):
+    """Raised by ``_Reader.fail`` once the problem is recorded: abandons the current key."""
 
-    def __init__(self, source: str, base_dir: str) -> None:
+
+class _Reader:
+    """Validates one config mapping; every problem names the source and the dotted key.
+
+    ``fail`` records a problem and abandons only the key (or section) being read: ``keep``
+    around each key lets the others be read, so one run reports every problem.
+    """
+
+    def __init__(self, source: str, base_dir: str, problems: list[str] | None = None) -> None:
         self.source = source
         self.base_dir = base_dir
+        self.problems: list[str] = [] if problems is None else problems
 
     # --- shared checks ------------------------------------------------------------------
 
-    def fail(self, key: str, problem: str) -> NoReturn:
-        raise ConfigError(
+    def note(self, key: str, problem: str) -> None:
+        """Record a problem and carry on reading."""
+        self.problems.append(
             f"{self.source}: {key}: {problem}" if key else f"{self.source}: {problem}"
         )
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        """Record a problem and abandon the current key."""
+        self.note(key, problem)
+        raise _Skip
+
+    def keep(self, read: Callable[..., Any], *args: Any) -> Any:
+        """``read(*args)``, or None when it failed (its problems are recorded)."""
+        try:
+            return read(*args)
+        except _Skip:
+            return None
 
     def show(self, key: str, value: Any) -> str:
         """``value`` as an error message shows it: never a secret, never a long text."""
@@ -221,7 +248,7 @@ class _Reader:
         self.expect(key, value, (dict,), "a mapping")
         for name in value:
             if allowed is not None and name not in allowed:
-                self.fail(_join(key, name), f"unknown key (expected one of: {', '.join(allowed)})")
+                self.note(_join(key, name), f"unknown key (expected one of: {', '.join(allowed)})")
         return value
 
     def text(self, key: str, value: Any) -> str:
@@ -294,72 +321,89 @@ class _Reader:
         """A mapping of text keys to text values (numbers are turned into text)."""
         result = {}
         for name, item in self.section(key, value, None).items():
-            sub = _join(key, name)
-            if not isinstance(name, str):
-                self.fail(sub, f"the key must be text, YAML read a {_type_name(name)}: quote it")
-            self.expect(sub, item, (str, int, float), "a string")
-            result[name] = str(item)
+            if self.keep(self.string_item, _join(key, name), name, item):
+                result[name] = str(item)
         return result
+
+    def string_item(self, key: str, name: Any, item: Any) -> bool:
+        if not isinstance(name, str):
+            self.fail(key, f"the key must be text, YAML read a {_type_name(name)}: quote it")
+        self.expect(key, item, (str, int, float), "a string")
+        return True
 
     # --- sections -----------------------------------------------------------------------
 
     def config(self, data: Any) -> Config:
+        """The whole file; each section and key is read even when an earlier one failed."""
         if data is None:
             self.fail("", "the file is empty; dms.url and dms.username are required")
         top = self.section("", data, _TOP_KEYS)
-        alarms = self.section("alarms", top.get("alarms"), ("retrieval", "active_params"))
-        retrieval = self.choice("alarms.retrieval", alarms.get("retrieval"), "active", _RETRIEVALS)
-        dms = self.dms(self.section("dms", top.get("dms"), _DMS_KEYS))
-        endpoints = self.endpoints(top.get("defaults"), top.get("endpoints"))
-        if retrieval == "active":
+        keep = self.keep
+        alarms = keep(self.section, "alarms", top.get("alarms"), ("retrieval", "active_params"))
+        alarms = alarms or {}
+        retrieval = keep(
+            self.choice, "alarms.retrieval", alarms.get("retrieval"), "active", _RETRIEVALS
+        )
+        dms = keep(lambda: self.dms(self.section("dms", top.get("dms"), _DMS_KEYS)))
+        endpoints = keep(self.endpoints, top.get("defaults"), top.get("endpoints")) or {}
+        if retrieval == "active" and endpoints.get("alarms") is not None:
             active = _get(alarms, "active_params", {"state": "active"})
             settings = endpoints["alarms"]
-            params = {**settings.params, **self.params("alarms.active_params", active)}
-            endpoints["alarms"] = replace(settings, params=params)
+            extra = keep(self.params, "alarms.active_params", active) or {}
+            endpoints["alarms"] = replace(settings, params={**settings.params, **extra})
         schedules = top.get("allow_schedule_authorization")
         return Config(
             dms=dms,
             endpoints=endpoints,
-            display_names=self.display_names(top.get("display_names")),
-            allow_schedule_authorization=self.boolean(
-                "allow_schedule_authorization", schedules, True
+            display_names=keep(self.display_names, top.get("display_names")),
+            allow_schedule_authorization=keep(
+                self.boolean, "allow_schedule_authorization", schedules, True
             ),
             alarm_retrieval=retrieval,
             source=self.source,
         )
 
     def dms(self, m: dict[str, Any]) -> DmsSettings:
+        keep = self.keep
         for key in ("url", "username"):
             if m.get(key) is None:
-                self.fail(f"dms.{key}", "required")
-        proxy = self.text("dms.proxy", _get(m, "proxy", "environment"))
-        proxy_url = None
-        if proxy not in ("environment", "direct"):
-            if not proxy.startswith(("http://", "https://")):
-                what = '"environment", "direct" or an http:// URL'
-                self.fail("dms.proxy", f"must be {what}, got {self.show('dms.proxy', proxy)}")
-            proxy_url, proxy = self.url("dms.proxy", proxy), "url"
-        tls = self.section("dms.tls", m.get("tls"), ("verify", "ca_file"))
+                self.note(f"dms.{key}", "required")
+        tls = keep(self.section, "dms.tls", m.get("tls"), ("verify", "ca_file")) or {}
         ca_file = tls.get("ca_file")
+        proxy: tuple[Any, str | None] = keep(self.proxy, _get(m, "proxy", "environment")) or (
+            "environment",
+            None,
+        )
+        url, username = m.get("url"), m.get("username")
         return DmsSettings(
-            url=self.url("dms.url", m["url"]),
-            username=self.text("dms.username", m["username"]),
-            password=self.password(m),
-            auth=self.choice("dms.auth", m.get("auth"), "token", ("token", "basic")),
-            login_path=self.path("dms.login_path", _get(m, "login_path", "/auth/login")),
-            proxy=proxy,  # type: ignore[arg-type]
-            proxy_url=proxy_url,
+            url=keep(self.url, "dms.url", url) if url is not None else "",
+            username=keep(self.text, "dms.username", username) if username is not None else "",
+            password=keep(self.password, m),
+            auth=keep(self.choice, "dms.auth", m.get("auth"), "token", ("token", "basic")),
+            login_path=keep(self.path, "dms.login_path", _get(m, "login_path", "/auth/login")),
+            proxy=proxy[0],
+            proxy_url=proxy[1],
             tls=TlsSettings(
-                verify=self.boolean("dms.tls.verify", tls.get("verify"), True),
-                ca_file=None if ca_file is None else self.file("dms.tls.ca_file", ca_file),
+                verify=keep(self.boolean, "dms.tls.verify", tls.get("verify"), True),
+                ca_file=None if ca_file is None else keep(self.file, "dms.tls.ca_file", ca_file),
             ),
-            timeout=self.duration("dms.timeout", _get(m, "timeout", 10.0)),
-            page_size=self.integer("dms.page_size", m.get("page_size"), 1000, 1, 1000),
-            max_pages=self.integer("dms.max_pages", m.get("max_pages"), 1000, 1, 1_000_000),
-            max_concurrency=self.integer(
-                "dms.max_concurrency", m.get("max_concurrency"), 4, 1, 100
+            timeout=keep(self.duration, "dms.timeout", _get(m, "timeout", 10.0)),
+            page_size=keep(self.integer, "dms.page_size", m.get("page_size"), 1000, 1, 1000),
+            max_pages=keep(self.integer, "dms.max_pages", m.get("max_pages"), 1000, 1, 1_000_000),
+            max_concurrency=keep(
+                self.integer, "dms.max_concurrency", m.get("max_concurrency"), 4, 1, 100
             ),
         )
+
+    def proxy(self, value: Any) -> tuple[Any, str | None]:
+        """``dms.proxy`` as (mode, proxy URL or None)."""
+        proxy = self.text("dms.proxy", value)
+        if proxy in ("environment", "direct"):
+            return proxy, None
+        if not proxy.startswith(("http://", "https://")):
+            what = '"environment", "direct" or an http:// URL'
+            self.fail("dms.proxy", f"must be {what}, got {self.show('dms.proxy', proxy)}")
+        return "url", self.url("dms.proxy", proxy)
 
     def password(self, m: dict[str, Any]) -> str:
         """The password from exactly one of password, password_env and password_file."""
@@ -392,7 +436,9 @@ class _Reader:
         timing = self.section("defaults", defaults, _TIMING_KEYS)
         shared = {k: (timing.get(k), f"defaults.{k}") for k in _TIMING_KEYS}
         configured = self.section("endpoints", endpoints, ENDPOINTS)
-        return {name: self.endpoint(name, configured.get(name), shared) for name in ENDPOINTS}
+        return {
+            name: self.keep(self.endpoint, name, configured.get(name), shared) for name in ENDPOINTS
+        }
 
     def endpoint(
         self, name: str, value: Any, shared: dict[str, tuple[Any, str]]
@@ -404,7 +450,8 @@ class _Reader:
         own = {k: (m[k], f"{key}.{k}") for k in _TIMING_KEYS if m.get(k) is not None}
         timing = {**shared, **own}
         seconds = {
-            k: None if v is None else self.duration(where, v) for k, (v, where) in timing.items()
+            k: None if v is None else self.keep(self.duration, where, v)
+            for k, (v, where) in timing.items()
         }
         interval = seconds["interval"] or default_interval
         timeout = seconds["timeout"] or max(min(interval * 0.8, interval - 1.0), interval / 2)
@@ -416,31 +463,35 @@ class _Reader:
             if not ok:
                 where = timing[k][1]
                 of = "" if where.startswith(key) else f" of endpoint {name}"
-                self.fail(
+                self.note(
                     where, f"must be {relation} the interval{of} ({interval:g}s), got {value:g}s"
                 )
-        fields = self.strings(f"{key}.fields", m.get("fields"))
+        fields = self.keep(self.strings, f"{key}.fields", m.get("fields")) or {}
         for canonical, renamed in fields.items():
-            if canonical not in KNOWN_FIELDS[name]:
-                known = ", ".join(KNOWN_FIELDS[name])
-                self.fail(f"{key}.fields.{canonical}", f"not a field of {name} (known: {known})")
-            self.text(f"{key}.fields.{canonical}", renamed)
+            self.keep(self.rename, name, f"{key}.fields.{canonical}", canonical, renamed)
         return EndpointSettings(
             name=name,
-            enabled=self.boolean(f"{key}.enabled", m.get("enabled"), True),
+            enabled=self.keep(self.boolean, f"{key}.enabled", m.get("enabled"), True),
             interval=interval,
             timeout=timeout,
             stale_after=stale_after,
-            path=self.path(f"{key}.path", _get(m, "path", default_path)),
-            params=self.params(f"{key}.params", m.get("params")),
+            path=self.keep(self.path, f"{key}.path", _get(m, "path", default_path)),
+            params=self.keep(self.params, f"{key}.params", m.get("params")) or {},
             fields=fields,
         )
+
+    def rename(self, endpoint: str, key: str, canonical: str, renamed: Any) -> None:
+        """One ``fields`` entry: a known API field renamed to a non-empty text."""
+        if canonical not in KNOWN_FIELDS[endpoint]:
+            known = ", ".join(KNOWN_FIELDS[endpoint])
+            self.fail(key, f"not a field of {endpoint} (known: {known})")
+        self.text(key, renamed)
 
     def params(self, key: str, value: Any) -> dict[str, str]:
         params = self.strings(key, value)
         for name in params:
             if name in ("offset", "limit"):
-                self.fail(f"{key}.{name}", "is set by paging (see dms.page_size)")
+                self.note(f"{key}.{name}", "is set by paging (see dms.page_size)")
         return params
 
     def display_names(self, value: Any) -> dict[str, str]:
@@ -448,9 +499,16 @@ class _Reader:
         m = self.section("display_names", value, ("devices", "file"))
         names: dict[str, str] = {}
         if m.get("file") is not None:
-            path = self.file("display_names.file", m["file"])
-            names = _Reader(path, self.base_dir).strings("", _read_yaml(path))
-        names.update(self.strings("display_names.devices", m.get("devices")))
+            path = self.keep(self.file, "display_names.file", m["file"])
+            if path is not None:
+                try:
+                    data = _read_yaml(path)
+                except ConfigError as exc:
+                    self.problems.append(str(exc))
+                else:
+                    reader = _Reader(path, self.base_dir, self.problems)
+                    names = reader.keep(reader.strings, "", data) or {}
+        names.update(self.keep(self.strings, "display_names.devices", m.get("devices")) or {})
         return names
 
 

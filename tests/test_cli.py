@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -73,12 +74,59 @@ def test_bad_config_exits_non_zero_naming_file_and_key(tmp_path: Path):
         assert "endpoints.devices.interval" in result.stderr
 
 
-def test_config_check_accepts_a_good_config(tmp_path: Path):
+def test_config_check_prints_one_line_per_mistake(tmp_path: Path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "dms: {url: ftp://dms/x, username: u, password: hunter2-secret, page_size: 0}\n"
+        "endpoints: {devices: {interval: fast}}\n"
+    )
+    result = run_cli("--config.check", "--config.file", str(bad))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert [line.split(": ")[3] for line in lines] == [
+        "dms.url",
+        "dms.page_size",
+        "endpoints.devices.interval",
+    ], result.stderr
+    assert all(line.startswith(f"dms-exporter: invalid configuration: {bad}: ") for line in lines)
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_config_check_accepts_a_good_config_without_showing_its_password(tmp_path: Path):
     good = tmp_path / "good.yml"
-    good.write_text("dms: {url: http://127.0.0.1:1/dms-api/v1, username: u, password: p}\n")
+    good.write_text(
+        "dms: {url: http://127.0.0.1:1/dms-api/v1, username: u, password: hunter2-secret}\n"
+    )
     result = run_cli("--config.check", "--config.file", str(good))
     assert result.returncode == 0, result.stderr
-    assert "p" not in result.stdout.replace("dms-exporter", "").split()
+    assert result.stdout == f"dms-exporter: configuration {good} is valid\n"
+    assert result.stderr == ""
+
+
+def test_example_config_checks_clean_with_the_command_in_its_header():
+    """deploy/config.example.yml's header says how to check it; that command must pass."""
+    deploy = Path(__file__).parent.parent / "deploy"
+    header = (deploy / "config.example.yml").read_text().split("\n\n")[0]
+    commands = [line[1:].strip() for line in header.splitlines() if "--config.check" in line]
+    assert len(commands) == 1, header
+    words = shlex.split(commands[0])
+    env = dict(os.environ)
+    env.pop("DMS_PASSWORD", None)
+    while "=" in words[0]:
+        name, _, setting = words.pop(0).partition("=")
+        env[name] = setting
+    assert words[0] == "dms-exporter"
+    result = subprocess.run(
+        [PYTHON, "-m", "dms_exporter", *words[1:]],
+        cwd=deploy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "is valid" in result.stdout
 
 
 @pytest.fixture

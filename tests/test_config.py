@@ -195,6 +195,45 @@ def test_demo_config() -> None:
     assert tuned.endpoints["alarms"].interval == 2  # merged, not replaced
 
 
+def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
+    """Three mistakes in three sections: three lines, each naming the file and its key."""
+    data = minimal(
+        dms={**minimal()["dms"], "page_size": 0, "colour": "blue"},
+        endpoints={"devices": {"interval": "fast"}},
+    )
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(data, "m.yml")
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("m.yml: dms.colour: unknown key (expected one of: url, username,")
+    assert lines[1:] == [
+        "m.yml: dms.page_size: must be from 1 to 1000, got 0",
+        'm.yml: endpoints.devices.interval: must be a duration like "30s" or a number of seconds,'
+        ' got "fast"',
+    ]
+
+
+def test_a_failing_section_does_not_hide_the_next(tmp_path: Path) -> None:
+    """A broken dms section, a broken display names file and a bad top-level flag."""
+    (tmp_path / "names.yml").write_text("dev-1: [a]\n")
+    data = {
+        "dms": "not a mapping",
+        "display_names": {"file": "names.yml"},
+        "allow_schedule_authorization": "yes",
+        "endpoints": {"alarms": {"stale_after": "1s"}, "groups": {"fields": {"nope": "x"}}},
+    }
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(data, str(tmp_path / "c.yml"))
+    keys = [line.split(": ")[1] for line in str(caught.value).splitlines()]
+    assert keys == [
+        "dms",
+        "endpoints.groups.fields.nope",
+        "endpoints.alarms.stale_after",
+        "dev-1",
+        "allow_schedule_authorization",
+    ]
+
+
 def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DMS_PASSWORD", "example-pw")
     config = load_config(str(EXAMPLE))
