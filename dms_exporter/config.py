@@ -140,22 +140,65 @@ def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: str) -> Any:
+#: Larger or deeper files are refused before they can exhaust memory or the parser's stack.
+MAX_YAML_BYTES = 10 << 20
+MAX_YAML_DEPTH = 100
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses duplicate mapping keys and nesting deeper than
+    ``MAX_YAML_DEPTH`` (the composer is recursive: a deep file would end in RecursionError)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError(f"nested deeper than {MAX_YAML_DEPTH} levels")
+            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen = set()
+        for key_node, _ in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None and key in seen and key_node.tag != "tag:yaml.org,2002:merge":
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml(path: str, *, quote: bool = True) -> Any:
+    """The YAML document at ``path``. With ``quote=False`` (a file that may hold a secret) an
+    error shows only the position and the kind of problem, never a word of the content."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
+        with open(path, "rb") as f:
+            data = f.read(MAX_YAML_BYTES + 1)
+        if len(data) > MAX_YAML_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_YAML_BYTES >> 20} MiB, refused")
+        return yaml.load(data.decode("utf-8"), Loader=_StrictLoader)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: cannot read: not UTF-8 text") from None
+    except RecursionError:  # a structure the depth check does not see (e.g. alias chains)
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         # Only the problem and its position: the excerpt PyYAML adds could show a secret.
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
+        problem = getattr(exc, "problem", None) or (str(exc) if type(exc) is yaml.YAMLError else "")
+        problem = problem or "not valid YAML"
+        if not quote:
+            problem = _QUOTED.sub("...", problem)
         raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 #: Longer than any sensible interval or timeout, and small enough for float and asyncio.
@@ -290,14 +333,14 @@ class _Reader:
     def url(self, key: str, value: Any) -> str:
         """An http(s) URL with a host and no credentials, query or fragment."""
         text = self.text(key, value).strip()
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
+            self.fail(key, f"is not a valid URL ({exc}), got {self.show(key, text)}")
         if parts.username or parts.password:
             hint = "use dms.username and dms.password" if key == "dms.url" else "not supported"
             self.fail(key, f"must not hold credentials (user:password@): {hint}")
-        try:
-            parts.port  # noqa: B018 - raises ValueError for a bad port
-        except ValueError:
-            self.fail(key, f"has an invalid port, got {self.show(key, text)}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.fail(key, f"must be an http:// or https:// URL, got {self.show(key, text)}")
         if parts.query or parts.fragment:
@@ -502,13 +545,30 @@ class _Reader:
             path = self.keep(self.file, "display_names.file", m["file"])
             if path is not None:
                 try:
-                    data = _read_yaml(path)
+                    data = _read_yaml(path, quote=False)
                 except ConfigError as exc:
                     self.problems.append(str(exc))
                 else:
                     reader = _Reader(path, self.base_dir, self.problems)
-                    names = reader.keep(reader.strings, "", data) or {}
+                    names = reader.keep(reader.names_file, data) or {}
         names.update(self.keep(self.strings, "display_names.devices", m.get("devices")) or {})
+        return names
+
+    def names_file(self, data: Any) -> dict[str, str]:
+        """A display-names file's ``id: text`` entries. Problems name an entry by its position
+        and show no content: the option may point at the password file by mistake."""
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.fail("", f"must be a mapping of device id to text, got a {_type_name(data)}")
+        names = {}
+        for number, (name, item) in enumerate(data.items(), start=1):
+            if not isinstance(name, str) or not isinstance(item, str | int | float):
+                problem = "a text key" if not isinstance(name, str) else "a text value"
+                got = _type_name(name if not isinstance(name, str) else item)
+                self.note(f"entry {number}", f"must have {problem} (quote it), got a {got}")
+            else:
+                names[name] = str(item)
         return names
 
 

@@ -179,7 +179,9 @@ def test_display_names_file_errors_name_that_file(tmp_path: Path) -> None:
     data = minimal(display_names={"file": "names.yml"})
     with pytest.raises(ConfigError) as caught:
         config_from_mapping(data, str(tmp_path / "c.yml"))
-    assert str(caught.value) == f"{tmp_path / 'names.yml'}: dev-1: must be a string, got a list"
+    assert str(caught.value) == (
+        f"{tmp_path / 'names.yml'}: entry 1: must have a text value (quote it), got a list"
+    )
 
 
 def test_demo_config() -> None:
@@ -229,7 +231,7 @@ def test_a_failing_section_does_not_hide_the_next(tmp_path: Path) -> None:
         "dms",
         "endpoints.groups.fields.nope",
         "endpoints.alarms.stale_after",
-        "dev-1",
+        "entry 1",
         "allow_schedule_authorization",
     ]
 
