@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -24,11 +25,30 @@ log = logging.getLogger("dms_exporter")
 DEFAULT_PORT = 9883
 
 
+class StartupError(Exception):
+    """The exporter cannot start; the message is the one line the operator sees."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are start-up failures too: one line on stderr and exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: {message} (see --help)\n")
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return number
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Prometheus-style flags."""
-    parser = argparse.ArgumentParser(
-        prog="dms-exporter", description="Prometheus exporter for the Harmonic DMS."
-    )
+    parser = _Parser(prog="dms-exporter", description="Prometheus exporter for the Harmonic DMS.")
     parser.add_argument("--config.file", dest="config_file", help="YAML configuration file")
     parser.add_argument(
         "--config.check",
@@ -55,7 +75,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--demo.devices",
         dest="demo_devices",
-        type=int,
+        type=_at_least_one,
         default=1000,
         help="devices in the demo simulator (default 1000)",
     )
@@ -101,8 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     secrets = setup_logging(args.log_level, args.log_format)
     if config is not None:
         secrets.secrets.add(config.dms.password)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args, config, host, port, secrets.secrets))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(args, config, host, port, secrets.secrets))
+    except StartupError as exc:
+        log.error("cannot start", extra={"error": str(exc)})
+        return 1
     return 0
 
 
@@ -123,13 +147,18 @@ async def _serve(
         runner = web.AppRunner(make_app(exporter), access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except OSError as exc:  # in use, not allowed, unknown host (socket.gaierror)
+                address = f"{host or ''}:{port}"
+                raise StartupError(f"cannot listen on {address}: {exc.strerror or exc}") from None
             log.info(
-                "listening address=%s:%d version=%s dms=%s",
-                host or "0.0.0.0",
-                port,
-                __version__,
-                running_config.dms.url,
+                "listening",
+                extra={
+                    "address": f"{host or '0.0.0.0'}:{port}",
+                    "version": __version__,
+                    "dms": running_config.dms.url,
+                },
             )
             await _wait_for_signals(exporter)
         finally:
@@ -145,7 +174,9 @@ async def _dms_config(args: argparse.Namespace, config: Config | None) -> AsyncI
     from .simulator import start_simulator  # only the demo needs it
 
     async with start_simulator(devices=args.demo_devices, seed=1) as sim:
-        log.info("demo simulator started url=%s devices=%d", sim.base_url, args.demo_devices)
+        log.info(
+            "demo simulator started", extra={"url": sim.base_url, "devices": args.demo_devices}
+        )
         yield demo_config(sim.base_url, sim.username, sim.password)
 
 

@@ -89,11 +89,18 @@ class Exporter:
                     None, load_config, self.config_file
                 )
             except ConfigError as exc:
-                log.error("config reload failed, keeping the running config: %s", exc)
+                for problem in str(exc).splitlines():
+                    log.error(
+                        "config reload failed, keeping the running config",
+                        extra={"file": self.config_file, "problem": problem},
+                    )
                 self.store.config_reload_ok = False
                 return False
             except Exception:  # a bug in validation must not leave a half-applied reload
-                log.exception("config reload failed, keeping the running config")
+                log.exception(
+                    "config reload failed, keeping the running config",
+                    extra={"file": self.config_file},
+                )
                 self.store.config_reload_ok = False
                 return False
             if self._on_config is not None:
@@ -105,7 +112,7 @@ class Exporter:
             self.store.config_reload_timestamp = self._clock()
             await self.store.render(GROUPS)
             self._start_pollers()
-            log.info("config reloaded file=%s", self.config_file)
+            log.info("config reloaded", extra={"file": self.config_file})
             return True
 
     def _start_pollers(self) -> None:

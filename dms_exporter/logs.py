@@ -1,4 +1,10 @@
-"""Logging set-up: logfmt or JSON lines on stderr, with known secrets masked."""
+"""Logging set-up: logfmt or JSON lines on stderr, with known secrets masked.
+
+A log call gives a short constant message and its details as fields through ``extra``:
+``log.warning("endpoint failing", extra={"endpoint": "devices", "reason": "timeout"})`` prints
+``msg="endpoint failing" endpoint=devices reason=timeout`` (logfmt) or the same keys in JSON, so a
+log pipeline can select lines by field.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,9 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["LEVELS", "SecretsFilter", "setup_logging"]
+__all__ = ["LEVELS", "SecretsFilter", "fields", "setup_logging"]
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -17,6 +24,27 @@ LEVELS = {
     "error": logging.ERROR,
 }
 MASK = "<secret>"
+#: A record's level as the --log.level flag names it.
+_LEVEL_NAMES = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+    logging.CRITICAL: "error",
+}
+#: Attributes every LogRecord has; anything else on a record came from ``extra``.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+#: Keys every line starts with; a field of the same name is written with a trailing "_".
+_LINE_KEYS = ("ts", "level", "logger", "msg", "exc")
+
+
+def fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The ``extra`` fields of ``record``, in the order the caller gave them."""
+    return {(f"{key}_" if key in _LINE_KEYS else key): vars(record)[key] for key in _extra(record)}
+
+
+def _extra(record: logging.LogRecord) -> list[str]:
+    return [k for k in vars(record) if k not in _RECORD_ATTRIBUTES and not k.startswith("_")]
 
 
 class SecretsFilter(logging.Filter):
@@ -34,6 +62,10 @@ class SecretsFilter(logging.Filter):
             record.msg, record.args = self.mask(record.getMessage()), None
             if record.exc_text:
                 record.exc_text = self.mask(record.exc_text)
+            for key in _extra(record):
+                value = vars(record)[key]
+                if not isinstance(value, int | float | None):
+                    setattr(record, key, self.mask(str(value)))
         return True
 
     def mask(self, text: str) -> str:
@@ -46,28 +78,28 @@ class SecretsFilter(logging.Filter):
 _TRACEBACKS = logging.Formatter()
 
 
+def _entry(record: logging.LogRecord) -> dict[str, Any]:
+    """Everything one line says, in the order it says it."""
+    entry: dict[str, Any] = {
+        "ts": _timestamp(record),
+        "level": _LEVEL_NAMES.get(record.levelno, record.levelname.lower()),
+        "logger": record.name,
+        "msg": record.getMessage(),
+        **fields(record),
+    }
+    if record.exc_text:  # formatted (and masked) by SecretsFilter
+        entry["exc"] = record.exc_text
+    return entry
+
+
 class _LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = (
-            f"ts={_timestamp(record)} level={record.levelname.lower()} "
-            f"logger={record.name} msg={_quote(record.getMessage())}"
-        )
-        if record.exc_text:  # formatted (and masked) by SecretsFilter
-            line += f" exc={_quote(record.exc_text)}"
-        return line
+        return " ".join(f"{key}={_logfmt_value(v)}" for key, v in _entry(record).items())
 
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_text:  # formatted (and masked) by SecretsFilter
-            entry["exc"] = record.exc_text
-        return json.dumps(entry)
+        return json.dumps(_entry(record), ensure_ascii=False, default=str)
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -76,10 +108,15 @@ def _timestamp(record: logging.LogRecord) -> str:
     )
 
 
-def _quote(text: str) -> str:
-    if text and not any(c in text for c in ' "=\n'):
+def _logfmt_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        value = f"{value:.6g}"
+    text = "" if value is None else str(value)
+    if text and text.isprintable() and not any(c in text for c in ' "=\\'):
         return text
-    return json.dumps(text)
+    return json.dumps(text, ensure_ascii=False)
 
 
 def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> SecretsFilter:

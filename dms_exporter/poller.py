@@ -52,7 +52,7 @@ class EndpointPoller:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: asyncio.Task[EndpointStatus] | None = None
         self._wake = asyncio.Event()
-        self._failing = False  # for logging transitions only
+        self._failing = False  # to log an unexpected error once, not at every poll
         self._retry_after: float | None = None
         self._stopped = False
 
@@ -93,7 +93,7 @@ class EndpointPoller:
             try:
                 await self.poll_now()
             except Exception:  # _poll records every failure; this is a last line of defence
-                log.exception("poll loop error endpoint=%s", self.settings.name)
+                log.exception("poll loop error", extra={"endpoint": self.settings.name})
             while True:
                 self._wake.clear()
                 try:
@@ -141,14 +141,10 @@ class EndpointPoller:
             return self._store.status(name)
         except Exception as exc:  # a bug of ours must not end polling; the log has the trace
             if not self._failing:
-                log.exception("unexpected error polling endpoint=%s", name)
+                log.exception("unexpected error polling", extra={"endpoint": name})
             self._record_failure("payload", type(exc).__name__, time.perf_counter() - started)
             return self._store.status(name)
-        if self._failing:
-            log.info("endpoint recovered endpoint=%s", name)
-            self._failing = False
-        log.debug("polled endpoint=%s rows=%d duration_seconds=%.3f", name, len(table.rows),
-                  duration)  # fmt: skip
+        self._failing = False  # the store logs the recovery
         return self._store.status(name)
 
     def _prepare(
@@ -165,13 +161,10 @@ class EndpointPoller:
         return Table(endpoint=name, rows=rows, fetched_at=now), parsed, changed, first_seen
 
     def _record_failure(self, reason: str, message: str, duration: float) -> None:
-        name = self.settings.name
-        if not self._failing:  # log the transition, not every failed poll
-            log.warning("endpoint failing endpoint=%s reason=%s error=%s", name, reason, message)
-            self._failing = True
-        else:
-            log.debug("endpoint still failing endpoint=%s reason=%s", name, reason)
-        self._store.record_failure(name, reason=reason, message=message, duration=duration)
+        self._failing = True  # the store logs the transition
+        self._store.record_failure(
+            self.settings.name, reason=reason, message=message, duration=duration
+        )
 
 
 def fill_asserted_times(

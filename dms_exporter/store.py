@@ -24,6 +24,7 @@ from .exposition import OPENMETRICS_EOF, render_openmetrics, render_text
 from .families.health import health_families
 from .model import ENDPOINTS, EndpointStatus, Table
 from .render import GROUPS, Chunk, RenderContext, groups_for, render_group
+from .transitions import TransitionLog
 
 __all__ = ["Exposition", "Store", "render_context"]
 
@@ -84,6 +85,7 @@ class Store:
         self.alarm_first_seen: Mapping[str, float] = {}
         self.config_reload_ok = True
         self.config_reload_timestamp: float | None = self.start_time
+        self.transitions = TransitionLog()
         self.apply_config(config)
 
     # -- configuration ---------------------------------------------------------------------
@@ -142,6 +144,8 @@ class Store:
         health.last_error = ""
         health.rows_skipped_total += rows_skipped
         health.unknown_values_total += unknown_values
+        self.transitions.success(endpoint, duration=duration, rows=len(table.rows))
+        self.transitions.check_ready(self._enabled())
 
     def record_failure(self, endpoint: str, *, reason: str, message: str, duration: float) -> None:
         """Count a failed poll; the last good table stays until it is stale."""
@@ -153,6 +157,11 @@ class Store:
         health.last_result = reason
         health.last_error = message
         health.errors_total[reason] = health.errors_total.get(reason, 0) + 1
+        self.transitions.failure(endpoint, reason=reason, error=message, duration=duration)
+        self.transitions.check_ready(self._enabled())
+
+    def _enabled(self) -> list[str]:
+        return [name for name, h in self._health.items() if h.settings.enabled]
 
     async def expire_stale(self) -> None:
         """Drop tables older than their ``stale_after`` and render what that changed."""
@@ -164,9 +173,8 @@ class Store:
                 continue
             if now - table.fetched_at > health.settings.stale_after:
                 log.warning(
-                    "dropping stale data endpoint=%s age_seconds=%.0f",
-                    name,
-                    now - table.fetched_at,
+                    "endpoint data stale, series dropped",
+                    extra={"endpoint": name, "age_seconds": round(now - table.fetched_at)},
                 )
                 self.tables[name] = None
                 health.stale = True

@@ -240,3 +240,30 @@ def test_demo_serves_simulator_data():
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "expected"),
+    [
+        ("port in use", ["--web.listen-address", "127.0.0.1:{busy}"], "cannot listen on"),
+        ("unknown host", ["--web.listen-address", "no-such-host.invalid:9"], "cannot listen on"),
+        ("no demo devices", ["--demo.devices", "0"], "--demo.devices: must be a whole number"),
+        ("bad address", ["--web.listen-address", "localhost"], "expected host:port"),
+    ],
+)
+def test_start_up_failure_is_one_line_and_exit_1(busy_port, case, args, expected):
+    args = [arg.replace("{busy}", str(busy_port)) for arg in args]
+    result = run_cli("--demo", "--demo.devices", "5", *args, "--log.level", "warn")
+    assert result.returncode == 1, case
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]

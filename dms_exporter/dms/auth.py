@@ -56,7 +56,7 @@ class Login:
             if _is_seconds(expires_in) and expires_in > 0:
                 renew_in = expires_in - min(60.0, expires_in / 10)
             self._token, self._renew_at = token, now + renew_in
-            log.debug("logged in to the DMS expires_in=%s", expires_in)
+            log.debug("logged in to the DMS", extra={"expires_in": expires_in})
             return token
 
     async def _post_login(self, endpoint: EndpointSettings) -> tuple[str, Any]:

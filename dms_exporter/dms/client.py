@@ -135,7 +135,7 @@ class DmsClient:
         try:
             return await self._request(endpoint, "GET", endpoint.path, params=params, token=token)
         except DmsAuthError:
-            log.debug("token refused, logging in again endpoint=%s", endpoint.name)
+            log.debug("token refused, logging in again", extra={"endpoint": endpoint.name})
         token = await self._login.token(endpoint, refused=token)
         try:
             return await self._request(endpoint, "GET", endpoint.path, params=params, token=token)

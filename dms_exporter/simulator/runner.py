@@ -105,13 +105,15 @@ class Simulator:
         if not self.frozen and self.change_rate > 0 and self.tick_interval > 0:
             self._ticker = asyncio.create_task(self._tick_forever(), name="dms-simulator-tick")
         log.info(
-            "DMS simulator on %s: %d devices, seed %d, auth %s as user %r%s",
-            self.base_url,
-            self.devices,
-            self.seed,
-            self.auth.mode,
-            self.username,
-            ", frozen" if self.frozen else "",
+            "DMS simulator started",
+            extra={
+                "url": self.base_url,
+                "devices": self.devices,
+                "seed": self.seed,
+                "auth": self.auth.mode,
+                "username": self.username,
+                "frozen": self.frozen,
+            },
         )
         return self
 
