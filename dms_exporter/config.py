@@ -94,6 +94,7 @@ class Config:
     display_names: Mapping[str, str]  # device id -> operator's custom description
     allow_schedule_authorization: bool = True
     alarm_retrieval: Literal["active", "all"] = "active"
+    refresh_min_gap: float = 10.0  # seconds after a poll before a refresh on demand polls again
     source: str = "<built-in>"  # the file it came from, for messages
 
 
@@ -214,6 +215,7 @@ _TOP_KEYS = (
     "display_names",
     "allow_schedule_authorization",
     "alarms",
+    "refresh_min_gap",
 )
 _DMS_KEYS = (
     "url",
@@ -318,16 +320,19 @@ class _Reader:
             self.fail(key, f"must be from {low} to {high}, got {value}")
         return value
 
-    def duration(self, key: str, value: Any) -> float:
-        """``500ms``, ``30s``, ``5m``, ``1h`` or a bare number of seconds; more than zero."""
+    def duration(self, key: str, value: Any, *, zero: bool = False) -> float:
+        """``500ms``, ``30s``, ``5m``, ``1h`` or a bare number of seconds; more than zero
+        (or zero, if ``zero``)."""
         seconds = self.expect(key, value, (str, int, float), _DURATION_WHAT)
         if isinstance(value, str):
             match = _DURATION.fullmatch(value.strip())
             if match is None:
                 self.fail(key, f"must be {_DURATION_WHAT}, got {self.show(key, value)}")
             seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
-        if not 0 < seconds < _MAX_DURATION:  # also rejects NaN and a 400-digit integer
-            self.fail(key, f"must be more than zero and under a year, got {self.show(key, value)}")
+        above_low = seconds >= 0 if zero else seconds > 0
+        if not (above_low and seconds < _MAX_DURATION):  # also rejects NaN and 400 digits
+            least = "zero or more" if zero else "more than zero"
+            self.fail(key, f"must be {least} and under a year, got {self.show(key, value)}")
         return float(seconds)
 
     def url(self, key: str, value: Any) -> str:
@@ -403,6 +408,9 @@ class _Reader:
                 self.boolean, "allow_schedule_authorization", schedules, True
             ),
             alarm_retrieval=retrieval,
+            refresh_min_gap=self.duration(
+                "refresh_min_gap", _get(top, "refresh_min_gap", 10.0), zero=True
+            ),
             source=self.source,
         )
 

@@ -2,24 +2,28 @@
 
 ``Exporter`` owns their lifetime. ``reload`` validates a new config before touching anything and
 keeps the old one when the new one is bad (blackbox_exporter's "validate, then swap").
+``apply_config`` then changes only what differs: pollers of unchanged endpoints keep running
+with their tables, timers and polls in flight, and the client keeps its session and token unless
+the way to reach or log in to the DMS changed. No reload empties a table that holds good data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 
-from .config import Config, load_config
+from .config import Config, EndpointSettings, load_config
 from .dms import DmsClient
 from .errors import ConfigError
 from .model import EndpointStatus
-from .poller import EndpointPoller, wait_cancelled
+from .poller import EndpointPoller, RefreshTooSoonError, wait_cancelled
 from .render import GROUPS
 from .store import Store
 
-__all__ = ["Exporter", "UnknownEndpointError"]
+__all__ = ["Exporter", "RefreshTooSoonError", "UnknownEndpointError"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,10 @@ class Exporter:
     async def start(self) -> None:
         """Render empty groups, then start a poller per enabled endpoint."""
         await self.store.render(GROUPS)
-        self._start_pollers()
+        self._client = self._new_client()
+        for name, settings in self.config.endpoints.items():
+            if settings.enabled:
+                self._start_poller(name)
         self._staleness_task = asyncio.create_task(self._expire_stale(), name="staleness")
 
     async def stop(self) -> None:
@@ -68,16 +75,18 @@ class Exporter:
             if self._staleness_task is not None:
                 self._staleness_task.cancel()
                 await wait_cancelled(self._staleness_task)
-            await self._stop_pollers()
+            await self._stop_pollers(list(self._pollers))
+            await self._close_client()
 
     async def refresh(self, endpoint: str) -> EndpointStatus:
-        """Poll ``endpoint`` now; its status afterwards. A disabled endpoint is not polled."""
+        """Poll ``endpoint`` now; its status afterwards. A disabled endpoint is not polled.
+        ``RefreshTooSoonError`` within ``refresh_min_gap`` after its last poll."""
         if endpoint not in self.config.endpoints:
             raise UnknownEndpointError(endpoint)
         poller = self._pollers.get(endpoint)
         if poller is None:
             return self.store.status(endpoint)
-        return await poller.poll_now()
+        return await poller.refresh()
 
     async def reload(self) -> bool:
         """Load ``config_file`` again; apply it if valid, else keep the running config."""
@@ -103,36 +112,90 @@ class Exporter:
                 )
                 self.store.config_reload_ok = False
                 return False
-            if self._on_config is not None:
-                self._on_config(new)
-            await self._stop_pollers()
-            self.config = new
-            self.store.apply_config(new)
+            applied = await self._apply(new)
             self.store.config_reload_ok = True
             self.store.config_reload_timestamp = self._clock()
-            await self.store.render(GROUPS)
-            self._start_pollers()
-            log.info("config reloaded", extra={"file": self.config_file})
+            if applied:
+                log.info("config reloaded", extra={"file": self.config_file})
+            else:
+                log.debug(
+                    "config file unchanged, nothing to apply", extra={"file": self.config_file}
+                )
             return True
 
-    def _start_pollers(self) -> None:
-        self._client = DmsClient(self.config.dms)
-        self._client.logins.update(self.store.logins)  # counters continue across reloads
-        self.store.logins = self._client.logins
-        for name, settings in self.config.endpoints.items():
-            if settings.enabled:
-                poller = EndpointPoller(settings, self._client, self.store, clock=self._clock)
-                self._pollers[name] = poller
-                poller.start()
+    async def apply_config(self, new: Config) -> None:
+        """Apply an already validated config, changing only what differs (serialized with
+        reloads); see the module docstring."""
+        async with self._reload_lock:
+            if not self._stopped and not await self._apply(new):
+                log.debug("config unchanged, nothing to apply", extra={"source": new.source})
 
-    async def _stop_pollers(self) -> None:
-        pollers = list(self._pollers.values())
-        self._pollers.clear()  # a refresh from now on finds no poller instead of a stopping one
-        await asyncio.gather(*(p.stop() for p in pollers))
+    async def _apply(self, new: Config) -> bool:
+        """Change what differs between the running config and ``new``; False if nothing does.
+        The caller holds the reload lock."""
+        old = self.config
+        if dataclasses.replace(new, source=old.source) == old:
+            return False
+        if self._on_config is not None:
+            self._on_config(new)
+        if self._staleness_task is None:  # not started: nothing runs yet
+            self.config = new
+            self.store.apply_config(new)
+            return True
+        client = self._client
+        new_client = client is None or not client.same_connection(new.dms)
+        restart = [
+            name
+            for name, settings in new.endpoints.items()
+            if new_client or _needs_new_poller(old.endpoints[name], settings)
+        ]
+        await self._stop_pollers([name for name in restart if name in self._pollers])
+        if new_client:
+            await self._close_client()
+        elif client is not None:
+            client.reconfigure(new.dms)
+        self.config = new
+        groups = self.store.apply_config(new)
+        if groups:
+            await self.store.render(groups)
+        for name, poller in self._pollers.items():
+            poller.update(new.endpoints[name])
+            poller.min_gap = new.refresh_min_gap
+        if self._client is None:
+            self._client = self._new_client()
+        for name in restart:
+            if new.endpoints[name].enabled:
+                self._start_poller(name)
+        return True
+
+    def _new_client(self) -> DmsClient:
+        client = DmsClient(self.config.dms)
+        client.logins.update(self.store.logins)  # counters continue across new clients
+        self.store.logins = client.logins
+        return client
+
+    async def _close_client(self) -> None:
         if self._client is not None:
-            self.store.logins = dict(self._client.logins)  # keep the counts across reloads
+            self.store.logins = dict(self._client.logins)  # keep the counts
             await self._client.close()
             self._client = None
+
+    def _start_poller(self, name: str) -> None:
+        assert self._client is not None
+        poller = EndpointPoller(
+            self.config.endpoints[name],
+            self._client,
+            self.store,
+            clock=self._clock,
+            min_gap=self.config.refresh_min_gap,
+        )
+        self._pollers[name] = poller
+        poller.start()
+
+    async def _stop_pollers(self, names: list[str]) -> None:
+        # removed first: a refresh from now on finds no poller instead of a stopping one
+        pollers = [self._pollers.pop(name) for name in names]
+        await asyncio.gather(*(p.stop() for p in pollers))
 
     async def _expire_stale(self) -> None:
         while True:
@@ -141,3 +204,11 @@ class Exporter:
                 await self.store.expire_stale()
             except Exception:  # e.g. a render failure; the next check tries again
                 log.exception("staleness check failed")
+
+
+def _needs_new_poller(old: EndpointSettings, new: EndpointSettings) -> bool:
+    """A poller is replaced (and polls at once) when its endpoint is switched on or off or
+    asks the DMS something else; a change of timing alone keeps it running."""
+    if not (old.enabled and new.enabled):
+        return old.enabled != new.enabled
+    return (old.path, old.params, old.fields) != (new.path, new.params, new.fields)

@@ -1,9 +1,11 @@
 """One background poll loop per DMS endpoint.
 
-A poller waits (interval with a little jitter), fetches its endpoint through the client, parses
-the answer into rows in a worker thread, and hands the table to the store, which re-renders what
-changed. A failure of any kind is recorded in the store and the loop goes on; nothing a DMS sends
-can end it. ``poll_now`` serves refresh on demand and never starts a second poll in flight.
+A poller starts a poll every interval (start to start, with a little jitter), fetches its
+endpoint through the client, parses the answer into rows in a worker thread, and hands the table
+to the store, which re-renders what changed. A poll that overruns its interval delays the next;
+two polls of one endpoint never overlap. A failure of any kind is recorded in the store and the
+loop goes on; nothing a DMS sends can end it. ``poll_now`` serves refresh on demand: it joins the
+poll in flight, and within ``min_gap`` of the last poll it answers the current status instead.
 """
 
 from __future__ import annotations
@@ -23,13 +25,22 @@ from .model import Alarm, EndpointStatus, Table
 from .store import Store
 from .vocabulary import Parsed, parse
 
-__all__ = ["JITTER", "EndpointPoller"]
+__all__ = ["JITTER", "EndpointPoller", "RefreshTooSoonError"]
 
 log = logging.getLogger(__name__)
 
-#: Each wait is the interval times a random factor in [1 - JITTER, 1 + JITTER], so endpoints
+#: Each interval is multiplied by a random factor in [1 - JITTER, 1 + JITTER], so endpoints
 #: with the same interval do not hit the DMS in lockstep.
 JITTER = 0.05
+
+
+class RefreshTooSoonError(Exception):
+    """A refresh on demand came within the minimum gap after the endpoint's last poll."""
+
+    def __init__(self, status: EndpointStatus, retry_after: float) -> None:
+        super().__init__(f"{status.endpoint}: polled {retry_after:.1f}s too recently")
+        self.status = status
+        self.retry_after = retry_after
 
 
 class EndpointPoller:
@@ -43,8 +54,10 @@ class EndpointPoller:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        min_gap: float = 0.0,
     ) -> None:
         self.settings = settings
+        self.min_gap = min_gap  # seconds after a poll ends before a refresh may poll again
         self._client = client
         self._store = store
         self._clock = clock
@@ -53,12 +66,23 @@ class EndpointPoller:
         self._in_flight: asyncio.Task[EndpointStatus] | None = None
         self._wake = asyncio.Event()
         self._failing = False  # to log an unexpected error once, not at every poll
-        self._retry_after: float | None = None
+        self._factor = 1.0  # jitter of the current interval
+        self._started: float | None = None  # loop time the last poll started
+        self._finished: float | None = None  # loop time the last poll ended
+        self._hold_until = 0.0  # loop time before which no scheduled poll starts (Retry-After)
         self._stopped = False
 
     def start(self) -> None:
         """Start the loop: the first poll runs at once."""
         self._task = asyncio.create_task(self._run(), name=f"poll-{self.settings.name}")
+
+    def update(self, settings: EndpointSettings) -> None:
+        """Adopt new timing (interval, timeout, stale_after) of the same endpoint; a changed
+        interval moves the next poll without polling now."""
+        interval_changed = settings.interval != self.settings.interval
+        self.settings = settings
+        if interval_changed:
+            self._wake.set()
 
     async def stop(self) -> None:
         """Cancel the loop and any poll in flight, and wait for them to end."""
@@ -71,51 +95,70 @@ class EndpointPoller:
                 await wait_cancelled(task)
         self._task = self._in_flight = None
 
+    async def refresh(self) -> EndpointStatus:
+        """A poll on demand: joins the poll in flight; ``RefreshTooSoonError`` within
+        ``min_gap`` after the last poll ended."""
+        if self._in_flight is None or self._in_flight.done():
+            now = asyncio.get_running_loop().time()
+            wait = 0.0 if self._finished is None else self._finished + self.min_gap - now
+            if wait > 0:
+                raise RefreshTooSoonError(self._store.status(self.settings.name), wait)
+        return await self.poll_now()
+
     async def poll_now(self) -> EndpointStatus:
         """Poll now (or join the poll in flight) and return the endpoint's status after it."""
         if self._stopped:  # a refresh racing a reload: the new poller will poll at once
             return self._store.status(self.settings.name)
         if self._in_flight is None or self._in_flight.done():
+            self._started = asyncio.get_running_loop().time()
+            self._factor = self._rng.uniform(1 - JITTER, 1 + JITTER)
             self._in_flight = asyncio.create_task(self._poll())
+            self._wake.set()  # the loop counts the next interval from this start
         try:
             # shield: a client that hangs up must not cancel a poll the loop also awaits
-            status = await asyncio.shield(self._in_flight)
+            return await asyncio.shield(self._in_flight)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # we are being cancelled ourselves
             return self._store.status(self.settings.name)  # stop() cancelled the poll
-        self._wake.set()  # restart the wait, so the next scheduled poll is a full interval away
-        return status
+
+    def _due(self) -> float:
+        """Loop time of the next scheduled poll: an interval after the last one started."""
+        if self._started is None:
+            return 0.0
+        due = self._started + self.settings.interval * self._factor
+        return max(due, self._hold_until, self._client.paused_until)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            try:
-                await self.poll_now()
-            except Exception:  # _poll records every failure; this is a last line of defence
-                log.exception("poll loop error", extra={"endpoint": self.settings.name})
-            while True:
-                self._wake.clear()
+            self._wake.clear()
+            delay = self._due() - loop.time()
+            if delay <= 0:
                 try:
-                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-                    # cancel that arrives as the event is set, and stop() would wait forever
-                    async with asyncio.timeout(self._next_delay()):
-                        await self._wake.wait()
-                except TimeoutError:
-                    break  # due
-                # woken: a refresh on demand has just polled, so wait a full interval again
-
-    def _next_delay(self) -> float:
-        delay = self.settings.interval * self._rng.uniform(1 - JITTER, 1 + JITTER)
-        if self._retry_after is not None:
-            # honour Retry-After, but never for so long that the data goes stale for it
-            delay = max(delay, min(self._retry_after, self.settings.stale_after))
-        return delay
+                    await self.poll_now()
+                except Exception:  # _poll records every failure; this is a last line of defence
+                    log.exception("poll loop error", extra={"endpoint": self.settings.name})
+                continue
+            try:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancel that arrives as the event is set, and stop() would wait forever
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass  # due
+            # woken: a refresh started a poll or the interval changed; compute the wait again
 
     async def _poll(self) -> EndpointStatus:
+        try:
+            return await self._fetch_and_store()
+        finally:
+            self._finished = asyncio.get_running_loop().time()
+
+    async def _fetch_and_store(self) -> EndpointStatus:
         name = self.settings.name
         started = time.perf_counter()
-        self._retry_after = None
         try:
             payload = await self._client.fetch(self.settings)
             now = self._clock()
@@ -136,8 +179,10 @@ class EndpointPoller:
             )
         except DmsApiError as exc:
             self._record_failure(exc.reason, str(exc), time.perf_counter() - started)
-            if isinstance(exc, DmsUnavailableError):
-                self._retry_after = exc.retry_after
+            if isinstance(exc, DmsUnavailableError) and exc.retry_after is not None:
+                # honour Retry-After, but never for so long that the data goes stale for it
+                hold = min(exc.retry_after, self.settings.stale_after)
+                self._hold_until = asyncio.get_running_loop().time() + hold
             return self._store.status(name)
         except Exception as exc:  # a bug of ours must not end polling; the log has the trace
             if not self._failing:

@@ -86,26 +86,34 @@ class Store:
         self.config_reload_ok = True
         self.config_reload_timestamp: float | None = self.start_time
         self.transitions = TransitionLog()
+        self.context = render_context(config)
         self.apply_config(config)
 
     # -- configuration ---------------------------------------------------------------------
 
-    def apply_config(self, config: Config) -> None:
-        """Adopt a (new) config: settings, render context; drop tables of disabled endpoints."""
+    def apply_config(self, config: Config) -> set[str]:
+        """Adopt a (new) config: settings, render context; drop tables of disabled endpoints.
+        Returns the groups to render again: all if the render context changed, else those
+        whose tables were dropped."""
+        context = render_context(config)
+        groups = set(GROUPS) if context != self.context else set()
         self.config = config
-        self.context = render_context(config)
+        self.context = context
         for name, settings in config.endpoints.items():
             health = self._health.get(name)
             if health is None:
                 health = self._health[name] = _Health(settings)
             health.settings = settings
             if not settings.enabled:
+                if self.tables[name] is not None:
+                    groups.update(groups_for(name))
                 self.tables[name] = None
                 health.up = False
                 health.stale = False
                 health.last_result = "disabled"
             elif health.last_result == "disabled":
                 health.last_result = "pending"
+        return groups
 
     # -- writes from the pollers -----------------------------------------------------------
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import math
 
 from aiohttp import web
 
 from . import __version__
-from .exporter import Exporter, UnknownEndpointError
+from .exporter import Exporter, RefreshTooSoonError, UnknownEndpointError
 from .exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, choose_format
 from .model import ENDPOINTS
 
@@ -120,7 +121,8 @@ async def endpoints(request: web.Request) -> web.Response:
 
 
 async def refresh(request: web.Request) -> web.Response:
-    """Poll one endpoint now; 200 with its status if the poll succeeded, 502 if it failed."""
+    """Poll one endpoint now; 200 with its status if the poll succeeded, 502 if it failed,
+    429 with ``Retry-After`` and the current status within ``refresh_min_gap`` of a poll."""
     exporter = request.app[EXPORTER_KEY]
     name = request.match_info["endpoint"]
     try:
@@ -129,6 +131,13 @@ async def refresh(request: web.Request) -> web.Response:
         return web.json_response(
             {"error": f"unknown endpoint {name!r}", "endpoints": list(ENDPOINTS)}, status=404
         )
+    except RefreshTooSoonError as exc:
+        return web.json_response(
+            {"error": f"endpoint {name!r} was polled less than refresh_min_gap ago",
+             "status": dataclasses.asdict(exc.status)},
+            status=429,
+            headers={"Retry-After": str(math.ceil(exc.retry_after))},
+        )  # fmt: skip
     if not status.enabled:
         return web.json_response(
             {"error": f"endpoint {name!r} is disabled", "status": dataclasses.asdict(status)},

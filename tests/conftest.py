@@ -50,6 +50,7 @@ def exporter_config(sim: Simulator, **overrides: Any) -> Config:
         },
         "defaults": {"interval": "60s"},
         "endpoints": endpoints,
+        "refresh_min_gap": 0,  # tests refresh on demand many times in a row
         **overrides,
     }
     return config_from_mapping(data, "test.yml")

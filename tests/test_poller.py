@@ -41,7 +41,7 @@ async def test_reload_while_a_refresh_is_in_flight_still_answers(
     config_file = tmp_path / "dms.yml"
     config_file.write_text(
         f"dms: {{url: '{simulator.base_url}', username: {simulator.username},"
-        f" password: {simulator.password}, proxy: direct}}\n"
+        f" password: {simulator.password}, proxy: direct}}\nrefresh_min_gap: 0\n"
     )
     from dms_exporter.config import load_config
 
@@ -105,3 +105,43 @@ async def test_stop_ends_a_poller_woken_at_the_same_moment(simulator):
         stopping = asyncio.ensure_future(poller.stop())
         done, _ = await asyncio.wait([stopping], timeout=5)
         assert done, "stop() did not end: the poll loop swallowed its cancel"
+
+
+async def test_polls_start_every_interval_however_long_they_take(simulator, start_exporter):
+    # start to start: 0.3s polls every 0.5s make 7 polls in 3.2s (end to start would make 4)
+    fast = {"interval": "500ms", "timeout": "450ms"}
+    config = exporter_config(simulator, endpoints={"alarms": fast})
+    await start_exporter(config)
+    simulator.reset_request_counts()
+    simulator.add_fault(endpoint="alarms", kind="latency", seconds=0.3)
+    await asyncio.sleep(3.2)
+    assert simulator.request_counts["alarms"] >= 6
+
+
+async def test_sequential_refreshes_poll_at_most_once_per_gap(simulator, start_exporter):
+    client = await start_exporter(exporter_config(simulator, refresh_min_gap="1s"))
+    simulator.reset_request_counts()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    codes = []
+    for _ in range(500):  # bounded in count; about 2 s on loopback
+        response = await client.post("/-/refresh/devices")
+        codes.append(response.status)
+        if response.status == 429:
+            assert int(response.headers["Retry-After"]) in (1, 2)
+            assert (await response.json())["status"]["endpoint"] == "devices"
+    duration = loop.time() - started
+    polls = simulator.request_counts["devices"]
+    assert polls <= duration / 1.0 + 1, (polls, duration)
+    assert codes.count(200) == polls and codes.count(429) == 500 - polls
+
+
+async def test_concurrent_refreshes_join_the_poll_in_flight(simulator, start_exporter):
+    client = await start_exporter(exporter_config(simulator, refresh_min_gap="1s"))
+    simulator.reset_request_counts()
+    simulator.add_fault(endpoint="alarms", kind="latency", seconds=0.5, count=1)
+    await asyncio.sleep(1.1)  # past the gap after the first poll: one refresh may poll
+    responses = await asyncio.gather(*(client.post("/-/refresh/alarms") for _ in range(5)))
+    assert [r.status for r in responses] == [200] * 5  # one poll, the others joined it
+    assert simulator.request_counts["alarms"] == 1
+    assert (await client.post("/-/refresh/alarms")).status == 429  # and now the gap holds

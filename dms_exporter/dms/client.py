@@ -49,6 +49,10 @@ _DECODE_IN_THREAD_BYTES = 1 << 20  # decode larger bodies off the event loop
 #: of 1,000 devices is about 0.5 MB and a bare array of 100,000 devices about 45 MB.
 MAX_BODY_BYTES = 256 << 20
 _EXCERPT_CHARS = 120
+#: The settings that decide which DMS is reached and how one logs in to it.
+_CONNECTION_FIELDS = (
+    "url", "username", "password", "auth", "login_path", "proxy", "proxy_url", "tls"
+)  # fmt: skip
 
 
 class DmsClient:
@@ -59,11 +63,25 @@ class DmsClient:
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._login = Login(self)
+        #: loop time before which no request should start (a Retry-After of the DMS)
+        self.paused_until = 0.0
 
     @property
     def logins(self) -> dict[str, int]:
         """Login attempts by result, ``success`` and ``failure``."""
         return self._login.counts
+
+    def same_connection(self, settings: DmsSettings) -> bool:
+        """True if ``settings`` reach and log in to the DMS as this client does, so the
+        session and the token can be kept."""
+        return all(getattr(settings, f) == getattr(self.settings, f) for f in _CONNECTION_FIELDS)
+
+    def reconfigure(self, settings: DmsSettings) -> None:
+        """Adopt settings that keep the session and the token (timeouts, paging, the budget);
+        see ``same_connection``."""
+        if settings.max_concurrency != self.settings.max_concurrency:
+            self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self.settings = settings
 
     async def __aenter__(self) -> Self:
         return self
