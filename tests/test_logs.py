@@ -131,7 +131,9 @@ async def test_unreachable_dms_gives_one_summary_line_then_ready(
             await exporter.refresh(name)
         good = {"url": simulator.base_url, "username": simulator.username}
         good["password"] = simulator.password
-        config_file.write_text(json.dumps({"dms": {**good, "proxy": "direct"}}))
+        # refresh_min_gap 0: the new pollers have just polled, the refreshes below poll again
+        new = {"dms": {**good, "proxy": "direct"}, "refresh_min_gap": 0}
+        config_file.write_text(json.dumps(new))
         assert await exporter.reload()
         for name in ENDPOINTS:
             assert (await exporter.refresh(name)).up
