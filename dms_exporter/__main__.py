@@ -187,6 +187,9 @@ async def _wait_for_signals(exporter: Exporter) -> None:
     reloads: set[asyncio.Task[bool]] = set()
 
     def on_hup() -> None:
+        if exporter.config_file is None:
+            log.warning("SIGHUP ignored: no configuration file to reload (--demo)")
+            return
         task = asyncio.create_task(exporter.reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)

@@ -57,6 +57,8 @@ class Exporter:
         self._pollers: dict[str, EndpointPoller] = {}
         self._staleness_task: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
+        #: why the last reload was rejected (one line per problem, no secrets); None if applied
+        self.reload_error: str | None = None
         self._stopped = False
 
     async def start(self) -> None:
@@ -98,6 +100,7 @@ class Exporter:
                     None, load_config, self.config_file
                 )
             except ConfigError as exc:
+                self.reload_error = str(exc)
                 for problem in str(exc).splitlines():
                     log.error(
                         "config reload failed, keeping the running config",
@@ -105,13 +108,16 @@ class Exporter:
                     )
                 self.store.config_reload_ok = False
                 return False
-            except Exception:  # a bug in validation must not leave a half-applied reload
+            except Exception as exc:  # a bug in validation must not leave a half-applied reload
+                # the type only: the message of an unexpected error could quote the file
+                self.reload_error = f"{self.config_file}: unexpected {type(exc).__name__}"
                 log.exception(
                     "config reload failed, keeping the running config",
                     extra={"file": self.config_file},
                 )
                 self.store.config_reload_ok = False
                 return False
+            self.reload_error = None
             applied = await self._apply(new)
             self.store.config_reload_ok = True
             self.store.config_reload_timestamp = self._clock()

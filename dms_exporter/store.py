@@ -243,12 +243,13 @@ class Store:
         return all(h.last_poll is not None for h in self._health.values() if h.settings.enabled)
 
     @property
-    def dms_up(self) -> bool:
-        """The last poll of ``system`` succeeded (if it is off: of any enabled endpoint)."""
+    def dms_up(self) -> bool | None:
+        """The last poll of ``system`` succeeded (if it is off: of any enabled endpoint);
+        None while pending (nothing polled yet)."""
         system = self._health["system"]
-        if system.settings.enabled:
-            return system.up
-        return any(h.up for h in self._health.values() if h.settings.enabled)
+        watched = [system] if system.settings.enabled else self._health.values()
+        polled = [h for h in watched if h.settings.enabled and h.last_poll is not None]
+        return any(h.up for h in polled) if polled else None
 
     def exposition(self, *, openmetrics: bool, gzipped: bool) -> Exposition:
         """The body of a scrape: cached group chunks, then the health block rendered now."""

@@ -148,7 +148,14 @@ async def refresh(request: web.Request) -> web.Response:
 
 
 async def reload(request: web.Request) -> web.Response:
-    """Reload the config file; 200 if applied, 500 if rejected (the old config stays)."""
-    if await request.app[EXPORTER_KEY].reload():
+    """Reload the config file; 200 if applied, 500 with the reasons if rejected (the running
+    config stays), 409 if there is no file (``--demo``)."""
+    exporter = request.app[EXPORTER_KEY]
+    if exporter.config_file is None:
+        text = "No configuration file to reload: the exporter runs without one (--demo)\n"
+        return web.Response(status=409, text=text)
+    if await exporter.reload():
         return web.Response(text="Reloaded\n")
-    return web.Response(status=500, text="Reload failed; the running config is kept\n")
+    reasons = exporter.reload_error or "the exporter is stopping"
+    text = f"Reload failed; the running config is kept:\n{reasons}\n"
+    return web.Response(status=500, text=text)

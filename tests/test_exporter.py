@@ -6,11 +6,12 @@ import asyncio
 import gzip
 import json
 
-from conftest import exporter_config, samples, scrape, value
+from conftest import exporter_config, samples, scrape, value, wait_until_ready
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
 from dms_exporter.config import load_config
 from dms_exporter.exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT
+from dms_exporter.web import EXPORTER_KEY
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
 
@@ -108,7 +109,11 @@ async def test_description_change_applies_on_reload(simulator, start_exporter, t
         assert not samples(after, name, display_name="Old Rack"), name
 
     config_file.write_text(base + "display_names: {devices: [not, a, map]}\n")
-    assert (await client.post("/-/reload")).status == 500
+    rejected = await client.post("/-/reload")
+    assert rejected.status == 500
+    reason = await rejected.text()
+    assert f"{config_file}: display_names.devices: must be a mapping, got a list" in reason
+    assert simulator.password not in reason
     kept = await scrape(client)
     assert samples(kept, "dms_device_info", device_id="dev-000004", display_name="New Rack")
     assert value(kept, "dms_exporter_config_last_reload_successful") == 0
@@ -266,11 +271,27 @@ async def test_device_state_change_shows_after_refresh(simulator, start_exporter
     )
 
 
-async def test_ready_only_after_first_poll_and_healthy_always(simulator, start_exporter):
-    simulator.add_fault(endpoint="devices", kind="latency", seconds=1.5)
+async def test_ready_only_after_first_poll_and_pending_is_not_down(simulator, start_exporter):
+    """While the first poll of devices runs: healthy, not ready, and devices pending (no
+    endpoint_up sample, so no alert on it), the other endpoints up; then ready and up."""
+    simulator.add_fault(endpoint="devices", kind="latency", seconds=2.0)
     client = await start_exporter(exporter_config(simulator), wait_ready=False)
+    exporter = client.server.app[EXPORTER_KEY]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while exporter.store.status("alarms").last_poll is None and loop.time() < deadline:
+        await asyncio.sleep(0.05)
     assert (await client.get("/-/healthy")).status == 200
     assert (await client.get("/-/ready")).status == 503
+    body = await scrape(client)
+    assert not samples(body, "dms_exporter_endpoint_up", endpoint="devices")
+    assert value(body, "dms_exporter_endpoint_polls_total", endpoint="devices") == 0
+    assert value(body, "dms_exporter_endpoint_up", endpoint="alarms") == 1
+    status = await (await client.get("/api/v1/endpoints")).json()
+    assert {e["endpoint"]: e["last_result"] for e in status["endpoints"]}["devices"] == "pending"
+    await wait_until_ready(client)
+    body = await scrape(client)
+    assert value(body, "dms_exporter_endpoint_up", endpoint="devices") == 1
     landing = await client.get("/")
     assert "/metrics" in await landing.text()
 

@@ -18,7 +18,7 @@ _ENDPOINT = ("endpoint",)
 def health_families(
     statuses: Sequence[EndpointStatus],
     *,
-    dms_up: bool,
+    dms_up: bool | None,
     logins: Mapping[str, int],
     render_durations: Mapping[str, float],
     config_reload_ok: bool,
@@ -29,7 +29,9 @@ def health_families(
     """``dms_up``, per-endpoint poll health, logins, render durations, config and build info.
 
     ``logins`` maps ``success``/``failure`` to counts; ``render_durations`` maps group to the
-    seconds its last render took. Timestamps and durations not known yet have no sample.
+    seconds its last render took. Timestamps and durations not known yet have no sample, nor
+    have ``dms_up`` and ``dms_exporter_endpoint_up`` while pending (before the first poll): an
+    exporter that has just started is not down.
     """
 
     def per_endpoint(value: Callable[[EndpointStatus], float | None]) -> list[Sample]:
@@ -43,14 +45,14 @@ def health_families(
         gauge(
             "dms_up",
             "1 if the last poll of the DMS system endpoint succeeded (if it is disabled: of any"
-            " enabled endpoint).",
-            samples=[((), int(dms_up))],
+            " enabled endpoint); absent before the first poll.",
+            samples=[] if dms_up is None else [((), int(dms_up))],
         ),
         gauge(
             "dms_exporter_endpoint_up",
-            "1 if the endpoint's last poll succeeded.",
+            "1 if the endpoint's last poll succeeded; absent before the first poll (pending).",
             _ENDPOINT,
-            per_endpoint(lambda s: int(s.up)),
+            per_endpoint(lambda s: None if s.last_poll is None else int(s.up)),
         ),
         gauge(
             "dms_exporter_endpoint_enabled",
