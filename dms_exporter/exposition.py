@@ -87,6 +87,11 @@ class Family:
         if self.kind == "stateset" and self.label_names[-1:] != (self.name,):
             raise ValueError(f"{self.name}: a stateset's last label must be {self.name!r}")
 
+    @property
+    def text_name(self) -> str:
+        """The family's name in text 0.0.4 (``_total``/``_info`` added)."""
+        return self.name + _SUFFIX_AND_TEXT_TYPE[self.kind][0]
+
 
 def escape_label_value(value: str) -> str:
     """Escape a label value (same rule in both formats): backslash, newline, double quote."""

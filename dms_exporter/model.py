@@ -7,6 +7,7 @@ that we do not know; times are Unix seconds (float) or ``None``; missing text is
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -162,6 +163,21 @@ class Table(Generic[Row]):
     endpoint: str
     rows: tuple[Row, ...]
     fetched_at: float
+
+
+def reuse_unchanged(old: Table | None, rows: tuple[Row, ...]) -> tuple[tuple[Row, ...], bool]:
+    """``rows`` with each row equal to the old table's row at the same place replaced by that
+    old row, and whether anything differs. Equal rows then are the same objects: the new
+    parse's copies are freed, and the renderer sees an unchanged row by identity."""
+    if old is None:
+        return rows, True
+    old_rows = old.rows
+    kept = [
+        previous if previous == row else row for previous, row in zip(old_rows, rows, strict=False)
+    ]
+    kept += rows[len(kept) :]
+    changed = len(rows) != len(old_rows) or any(map(operator.is_not, kept, old_rows))
+    return tuple(kept), changed
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from typing import Any
 from .config import EndpointSettings
 from .dms import DmsClient
 from .errors import DmsApiError, DmsUnavailableError
-from .model import Alarm, EndpointStatus, Table
+from .model import Alarm, EndpointStatus, Table, reuse_unchanged
 from .store import Store
 from .vocabulary import Parsed, parse
 
@@ -202,7 +202,7 @@ class EndpointPoller:
         rows = parsed.rows
         if name == "alarms":
             rows, first_seen = fill_asserted_times(rows, first_seen, now)
-        changed = old is None or old.rows != rows
+        rows, changed = reuse_unchanged(old, rows)
         return Table(endpoint=name, rows=rows, fetched_at=now), parsed, changed, first_seen
 
     def _record_failure(self, reason: str, message: str, duration: float) -> None:

@@ -1,82 +1,113 @@
-"""Which family group depends on which endpoints, and rendering a group to cached bytes.
+"""Rendering family groups to cached, compressed output, redoing only what changed.
 
-A group is rendered when one of its tables changes; the ``Chunk`` holds both formats and the
-gzip of each, as byte parts: each family's header, then its sample lines. Sample lines are the
-same in both formats, so one bytes object (and one gzip of it) serves both: a group's samples
-are held once plain and once gzipped. Every gzip part is a complete gzip member, so a scrape can
-concatenate the cached gzip parts of several chunks (RFC 1952 section 2.2) as one gzip body.
+A group's sources (``families.GroupSpec``) are cut into blocks of ``BLOCK_ROWS`` items. Each
+family keeps, per block, the sample lines of that block's items as one ``gzipstream.Segment``,
+all joined in one ``body``; HELP/TYPE headers are separate small segments, one per format (sample
+lines are the same in both formats, so a body serves both). On a new render, a block whose items
+equal the previous render's (rows are reused object for object when unchanged, so this is mostly
+an identity check) keeps its segment; only changed blocks are rendered and compressed again and
+spliced in. A group whose tables are the very same objects, or whose only new table is
+``devices`` with the same ids and names, is not rendered at all.
+
+No plain text is kept: the plain exposition is inflated from the segments when asked for.
 """
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from itertools import accumulate, compress
+from typing import Any
 
-from .exposition import Family, openmetrics_header, sample_lines, text_header
-from .families import RenderContext
-from .families.alarms import alarm_families
-from .families.authorization import authorization_families
-from .families.destinations import destination_families
-from .families.devices import device_families
-from .families.system import system_families
-from .model import ENDPOINTS, Table
+from .exposition import openmetrics_header, sample_lines, text_header
+from .families import (
+    FamilySpec,
+    GroupSpec,
+    RenderContext,
+    Tables,
+    alarms,
+    authorization,
+    destinations,
+    devices,
+    system,
+)
+from .gzipstream import CrcTree, Segment, inflate
+from .gzipstream import compress as compress_segment
+from .model import ENDPOINTS, Device, Table
 
 __all__ = [
+    "BLOCK_ROWS",
     "GROUPS",
     "GZIP_LEVEL",
-    "Chunk",
+    "FamilyOutput",
+    "GroupOutput",
     "RenderContext",
     "group_families",
     "groups_for",
-    "render_families",
     "render_group",
 ]
 
+#: Group -> its declaration. Order is the order of the groups in a scrape.
+_SPECS: Mapping[str, GroupSpec] = {
+    "system": system.GROUP,
+    "devices": devices.GROUP,
+    "authorization": authorization.GROUP,
+    "destinations": destinations.GROUP,
+    "alarms": alarms.GROUP,
+}
 #: Group -> the endpoints whose tables it is rendered from (``devices`` only for display names
-#: in the last three). Order is the order of the groups in a scrape.
-GROUPS: Mapping[str, tuple[str, ...]] = {
-    "system": ("system",),
-    "devices": ("devices", "groups", "services"),
-    "authorization": ("authorization_sets", "schedule_authorizations", "authorizations", "devices"),
-    "destinations": ("destinations", "devices"),
-    "alarms": ("alarms", "devices"),
-}
+#: in the last three).
+GROUPS: Mapping[str, tuple[str, ...]] = {g: spec.endpoints for g, spec in _SPECS.items()}
 
-#: gzip level of cached chunks; see bench/bench_render.py for the measured trade-off.
+#: gzip level of cached segments; see bench/bench_render.py for the measured trade-off.
 GZIP_LEVEL = 1
-
-_Tables = Mapping[str, Table | None]
-
-_BUILDERS: Mapping[str, Callable[[_Tables, RenderContext], list[Family]]] = {
-    "system": lambda t, ctx: system_families(t.get("system"), ctx),
-    "devices": lambda t, ctx: device_families(
-        t.get("devices"), t.get("groups"), t.get("services"), ctx
-    ),
-    "authorization": lambda t, ctx: authorization_families(
-        t.get("authorization_sets"),
-        t.get("schedule_authorizations"),
-        t.get("authorizations"),
-        t.get("devices"),
-        ctx,
-    ),
-    "destinations": lambda t, ctx: destination_families(
-        t.get("destinations"), t.get("devices"), ctx
-    ),
-    "alarms": lambda t, ctx: alarm_families(t.get("alarms"), t.get("devices"), ctx),
-}
+#: Items per block: a changed item costs rendering and compressing this many items' lines per
+#: family it appears in; smaller blocks compress a little worse and cost more CRC combining.
+BLOCK_ROWS = 256
 
 
 @dataclass(frozen=True, slots=True)
-class Chunk:
-    """A rendered group: the byte parts of text 0.0.4, of OpenMetrics (no ``# EOF``) and of the
-    gzip of each, in order; and its series count. Sample parts are shared between formats."""
+class FamilyOutput:
+    """One family rendered: its names, a header segment per format, and the sample segments of
+    its blocks joined in ``body`` (``ends``: where each block's segment ends in it)."""
 
-    text: tuple[bytes, ...]
-    openmetrics: tuple[bytes, ...]
-    text_gzip: tuple[bytes, ...]
-    openmetrics_gzip: tuple[bytes, ...]
-    series: int
+    name: str  # OpenMetrics family name
+    text_name: str  # text 0.0.4 name (``_total``/``_info`` added)
+    text_head: Segment
+    openmetrics_head: Segment
+    body: bytes
+    ends: tuple[int, ...]
+    crcs: CrcTree  # (CRC-32, plain length) of each block's segment
+    series: tuple[int, ...]  # samples per block
+
+    @property
+    def samples(self) -> Segment:
+        """All the sample lines, as one segment."""
+        crc, size = self.crcs.total
+        return Segment(self.body, crc, size)
+
+    def head(self, openmetrics: bool) -> Segment:
+        return self.openmetrics_head if openmetrics else self.text_head
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOutput:
+    """A rendered group: its families in order, the items of each block of each source (to see
+    what changed next time), and the tables and settings it was rendered from."""
+
+    families: tuple[FamilyOutput, ...]
+    blocks: Mapping[str, tuple[tuple[Any, ...], ...]]
+    tables: tuple[Table | None, ...]
+    ctx: RenderContext
+
+    @property
+    def series(self) -> int:
+        return sum(sum(f.series) for f in self.families)
+
+    def plain(self, openmetrics: bool = False) -> bytes:
+        """The group's exposition as plain bytes (for tests and tools; scrapes stream)."""
+        return b"".join(inflate(f.head(openmetrics).data + f.body) for f in self.families)
 
 
 def groups_for(endpoint: str) -> tuple[str, ...]:
@@ -86,51 +117,133 @@ def groups_for(endpoint: str) -> tuple[str, ...]:
     return tuple(group for group, endpoints in GROUPS.items() if endpoint in endpoints)
 
 
-def render_families(families: Sequence[Family]) -> Chunk:
-    """Render ``families`` in both formats, and each part as one complete gzip member."""
-    text: list[bytes] = []
-    openmetrics: list[bytes] = []
-    text_gzip: list[bytes] = []
-    openmetrics_gzip: list[bytes] = []
-    for family in families:
-        text_head = text_header(family).encode()
-        openmetrics_head = openmetrics_header(family).encode()
-        text.append(text_head)
-        openmetrics.append(openmetrics_head)
-        text_gzip.append(_gzip(text_head))
-        openmetrics_gzip.append(_gzip(openmetrics_head))
-        samples = sample_lines(family).encode()
-        if samples:
-            samples_gzip = _gzip(samples)
-            for parts, part in (
-                (text, samples),
-                (openmetrics, samples),
-                (text_gzip, samples_gzip),
-                (openmetrics_gzip, samples_gzip),
-            ):
-                parts.append(part)
-    return Chunk(
-        text=tuple(text),
-        openmetrics=tuple(openmetrics),
-        text_gzip=tuple(text_gzip),
-        openmetrics_gzip=tuple(openmetrics_gzip),
-        series=sum(len(f.samples) for f in families),
-    )
-
-
-def _gzip(data: bytes) -> bytes:
-    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-
-
-def group_families(group: str, tables: _Tables, ctx: RenderContext) -> list[Family]:
-    """The families of one group from ``tables`` (endpoint -> table; missing or None: empty)."""
+def _spec(group: str) -> GroupSpec:
     try:
-        build = _BUILDERS[group]
+        return _SPECS[group]
     except KeyError:
         raise ValueError(f"unknown group {group!r}") from None
-    return build(tables, ctx)
 
 
-def render_group(group: str, tables: _Tables, ctx: RenderContext) -> Chunk:
-    """Render one group from ``tables`` (endpoint -> table; missing or None: no samples)."""
-    return render_families(group_families(group, tables, ctx))
+def group_families(group: str, tables: Tables, ctx: RenderContext) -> list:
+    """The families of one group from ``tables``, whole (endpoint -> table; missing: empty)."""
+    return _spec(group).families(tables, ctx)
+
+
+def render_group(
+    group: str, tables: Tables, ctx: RenderContext, previous: GroupOutput | None = None
+) -> GroupOutput:
+    """Render one group from ``tables`` (endpoint -> table; missing or None: no samples),
+    reusing whatever of ``previous`` (this group's last output) is still right."""
+    spec = _spec(group)
+    inputs = tuple(tables.get(endpoint) for endpoint in spec.endpoints)
+    if previous is not None and previous.ctx != ctx:
+        previous = None
+    if previous is not None and _same_inputs(group, spec, previous.tables, inputs):
+        return replace(previous, tables=inputs)
+    sources = spec.sources(tables, ctx)
+    blocks = {name: _blocks(items) for name, items in sources.items()}
+    dirty: dict[str, Sequence[int]]
+    if previous is None:
+        dirty = {name: range(len(b)) for name, b in blocks.items()}
+        old_families = {}
+    else:
+        dirty = {name: _changed(b, previous.blocks.get(name, ())) for name, b in blocks.items()}
+        old_families = {f.name: f for f in previous.families}
+    families = tuple(
+        _render_family(s, ctx, blocks[s.source], dirty[s.source], old_families.get(s.name))
+        for s in spec.enabled(ctx)
+    )
+    if (
+        previous is not None
+        and len(families) == len(previous.families)
+        and all(map(operator.is_, families, previous.families))
+    ):
+        families = previous.families  # every family kept: nothing new to list
+    return GroupOutput(families, blocks, inputs, ctx)
+
+
+def _same_inputs(
+    group: str,
+    spec: GroupSpec,
+    old: Sequence[Table | None],
+    new: Sequence[Table | None],
+) -> bool:
+    """True if the group would render the same: the same tables, except perhaps a ``devices``
+    table read only for display names in which no id or name changed."""
+    for endpoint, a, b in zip(spec.endpoints, old, new, strict=True):
+        if a is b:
+            continue
+        if endpoint == "devices" and group != "devices" and _same_names(a, b):
+            continue
+        return False
+    return True
+
+
+def _same_names(a: Table[Device] | None, b: Table[Device] | None) -> bool:
+    """Both tables list the same device ids with the same names, in the same order."""
+    if a is None or b is None or len(a.rows) != len(b.rows):
+        return a is b
+    moved = compress(range(len(a.rows)), map(operator.is_not, a.rows, b.rows))
+    return all(a.rows[i].id == b.rows[i].id and a.rows[i].name == b.rows[i].name for i in moved)
+
+
+def _blocks(items: Sequence[Any]) -> tuple[tuple[Any, ...], ...]:
+    return tuple(tuple(items[i : i + BLOCK_ROWS]) for i in range(0, len(items), BLOCK_ROWS))
+
+
+def _changed(blocks: tuple[tuple[Any, ...], ...], old: tuple[tuple[Any, ...], ...]) -> list[int]:
+    """Indexes of the blocks that differ from ``old`` (rows reused when unchanged make this
+    mostly identity checks)."""
+    return [i for i, block in enumerate(blocks) if i >= len(old) or old[i] != block]
+
+
+def _render_family(
+    spec: FamilySpec,
+    ctx: RenderContext,
+    blocks: tuple[tuple[Any, ...], ...],
+    dirty: Sequence[int],
+    old: FamilyOutput | None,
+) -> FamilyOutput:
+    """One family's output; blocks not in ``dirty`` keep ``old``'s segment (``old`` was
+    rendered under the same settings, so its headers hold too)."""
+    if old is not None and not dirty and len(blocks) == len(old.ends):
+        return old
+    if old is None:
+        empty = spec.family(ctx, ())
+        name, text_name = empty.name, empty.text_name
+        heads = (compress_segment(text_header(empty).encode(), GZIP_LEVEL),
+                 compress_segment(openmetrics_header(empty).encode(), GZIP_LEVEL))  # fmt: skip
+    else:
+        name, text_name = old.name, old.text_name
+        heads = (old.text_head, old.openmetrics_head)
+    renders: dict[int, tuple[Segment, int]] = {}
+    for i in dirty:
+        family = spec.family(ctx, blocks[i])
+        renders[i] = (compress_segment(sample_lines(family).encode(), GZIP_LEVEL),
+                      len(family.samples))  # fmt: skip
+    pieces: list[bytes] = []
+    series: list[int] = []
+    for i in range(len(blocks)):
+        if i in renders:
+            pieces.append(renders[i][0].data)
+            series.append(renders[i][1])
+        else:
+            assert old is not None  # every block is dirty without an old output
+            pieces.append(old.body[old.ends[i - 1] if i else 0 : old.ends[i]])
+            series.append(old.series[i])
+    leaves = {i: (segment.crc, segment.size) for i, (segment, _) in renders.items()}
+    if old is not None and len(blocks) == len(old.ends):
+        crcs = old.crcs.replaced(leaves)
+    else:
+        kept = old.crcs.leaves if old is not None else ()
+        crcs = CrcTree([leaves[i] if i in leaves else kept[i] for i in range(len(blocks))])
+    return FamilyOutput(
+        name=name,
+        text_name=text_name,
+        text_head=heads[0],
+        openmetrics_head=heads[1],
+        body=b"".join(pieces),
+        ends=tuple(accumulate(map(len, pieces))),
+        crcs=crcs,
+        series=tuple(series),
+    )

@@ -2,16 +2,16 @@
 
 The store is the one place the pollers write to and the web handlers read from. Each endpoint's
 last good ``Table`` is replaced whole; when a table changes, the family groups that depend on it
-are rendered again (in a worker thread, so a 100k-device render never blocks the event loop) and
-their cached bytes are swapped in. A scrape only joins cached bytes and renders the small health
-block.
+are rendered again (in a worker thread, so a 100k-device render never blocks the event loop;
+``render`` redoes only the blocks whose items changed) and their cached segments are swapped in.
+A scrape only lists cached segments and renders the small health block (the *tail*, bytes
+rendered at scrape time and added to the stream).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -22,8 +22,17 @@ from .config import Config, EndpointSettings
 from .errors import ERROR_REASONS
 from .exposition import OPENMETRICS_EOF, render_openmetrics, render_text
 from .families.health import health_families
+from .gzipstream import GZIP_HEADER, Segment, combine, compress, trailer
 from .model import ENDPOINTS, EndpointStatus, Table
-from .render import GROUPS, Chunk, RenderContext, groups_for, render_group
+from .render import (
+    GROUPS,
+    GZIP_LEVEL,
+    FamilyOutput,
+    GroupOutput,
+    RenderContext,
+    groups_for,
+    render_group,
+)
 from .transitions import TransitionLog
 
 __all__ = ["Exposition", "Store", "render_context"]
@@ -62,10 +71,24 @@ class _Health:
 
 @dataclass(frozen=True, slots=True)
 class Exposition:
-    """The parts of one ``/metrics`` answer, in order; the handler writes them one by one."""
+    """The parts of one ``/metrics`` answer, in order; the handler writes them one by one.
+
+    With ``inflate``, each part is a raw deflate segment (``gzipstream``) to inflate on its own
+    and the body is their plain bytes; without, the parts are the body (one gzip member)."""
 
     parts: tuple[bytes, ...]
     content_length: int
+    inflate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """The cached segments of a whole scrape in one format, before the tail, and their
+    combined (CRC-32, plain length), so that a gzip scrape combines only the tail's."""
+
+    parts: tuple[bytes, ...]
+    crc: int
+    size: int
 
 
 class Store:
@@ -76,7 +99,8 @@ class Store:
         self.start_time = clock()
         self.tables: dict[str, Table | None] = dict.fromkeys(ENDPOINTS)
         self._health: dict[str, _Health] = {}
-        self._chunks: dict[str, Chunk] = {}
+        self._outputs: dict[str, GroupOutput] = {}
+        self._cached: dict[bool, _Cached] = {}  # openmetrics? -> every family's segments
         self._render_durations: dict[str, float] = {}
         self._render_locks = {group: asyncio.Lock() for group in GROUPS}
         self.logins: Mapping[str, int] = {"success": 0, "failure": 0}
@@ -199,14 +223,16 @@ class Store:
             for group in ordered:  # always in GROUPS order, so two renders cannot deadlock
                 await locks.enter_async_context(self._render_locks[group])
             tables = dict(self.tables)  # a shallow copy: tables themselves are immutable
-            chunks: dict[str, Chunk] = {}
+            outputs: dict[str, GroupOutput] = {}
             for group in ordered:
                 started = time.perf_counter()
-                chunks[group] = await loop.run_in_executor(
-                    None, render_group, group, tables, self.context
+                previous = self._outputs.get(group)
+                outputs[group] = await loop.run_in_executor(
+                    None, render_group, group, tables, self.context, previous
                 )
                 self._render_durations[group] = time.perf_counter() - started
-            self._chunks.update(chunks)
+            self._outputs.update(outputs)
+            self._cached = {om: _cache(self._families(), om) for om in (False, True)}
 
     # -- reads for the web handlers ----------------------------------------------------------
 
@@ -251,27 +277,58 @@ class Store:
         polled = [h for h in watched if h.settings.enabled and h.last_poll is not None]
         return any(h.up for h in polled) if polled else None
 
-    def exposition(self, *, openmetrics: bool, gzipped: bool) -> Exposition:
-        """The body of a scrape: cached group chunks, then the health block rendered now."""
-        families = health_families(
-            self.statuses(),
-            dms_up=self.dms_up,
-            logins=self.logins,
-            render_durations=self._render_durations,
-            config_reload_ok=self.config_reload_ok,
-            config_reload_ts=self.config_reload_timestamp,
-            version=__version__,
-            start_time=self.start_time,
-        )
+    def tail(self, *, openmetrics: bool, names: frozenset[str] | None = None) -> bytes:
+        """The bytes rendered at scrape time and added to the stream after the cached ones:
+        the health block (and OpenMetrics' ``# EOF``); families switched off or not named are
+        left out."""
+        families = [
+            f
+            for f in health_families(
+                self.statuses(),
+                dms_up=self.dms_up,
+                logins=self.logins,
+                render_durations=self._render_durations,
+                config_reload_ok=self.config_reload_ok,
+                config_reload_ts=self.config_reload_timestamp,
+                version=__version__,
+                start_time=self.start_time,
+            )
+            if f.name not in self.context.disabled
+            and (names is None or f.name in names or f.text_name in names)
+        ]
         if openmetrics:
-            tail = render_openmetrics(families) + OPENMETRICS_EOF
-        else:
-            tail = render_text(families)
-        chunks = [self._chunks[g] for g in GROUPS if g in self._chunks]
-        if gzipped:
-            attr = "openmetrics_gzip" if openmetrics else "text_gzip"
-            tail = gzip.compress(tail, compresslevel=6)
-        else:
-            attr = "openmetrics" if openmetrics else "text"
-        parts = (*(part for chunk in chunks for part in getattr(chunk, attr)), tail)
-        return Exposition(parts=parts, content_length=sum(len(p) for p in parts))
+            return render_openmetrics(families) + OPENMETRICS_EOF
+        return render_text(families)
+
+    def _families(self, names: frozenset[str] | None = None) -> list[FamilyOutput]:
+        """Cached families in scrape order; only those named (either spelling) if ``names``."""
+        families = [f for g in GROUPS if g in self._outputs for f in self._outputs[g].families]
+        if names is None:
+            return families
+        return [f for f in families if f.name in names or f.text_name in names]
+
+    def exposition(
+        self, *, openmetrics: bool, gzipped: bool, names: frozenset[str] | None = None
+    ) -> Exposition:
+        """The body of a scrape: cached family segments, then the tail (the health block)
+        rendered now. With ``names``, only the families so named (OpenMetrics or text name);
+        nothing is rendered for them, only the cached segments picked."""
+        tail = compress(self.tail(openmetrics=openmetrics, names=names), GZIP_LEVEL)
+        cached = self._cached.get(openmetrics) if names is None else None
+        if cached is None:
+            cached = _cache(self._families(names), openmetrics)
+        if not gzipped:
+            return Exposition((*cached.parts, tail.data), cached.size + tail.size, inflate=True)
+        crc, size = combine([(tail.crc, tail.size)], (cached.crc, cached.size))
+        parts = (GZIP_HEADER, *cached.parts, tail.data, trailer(crc, size))
+        return Exposition(parts, sum(map(len, parts)))
+
+
+def _cache(families: list[FamilyOutput], openmetrics: bool) -> _Cached:
+    """The segments of ``families`` in order (header, samples) and their combined CRC."""
+    segments: list[Segment] = []
+    for family in families:
+        segments += (family.head(openmetrics), family.samples)
+    segments = [s for s in segments if s.size]
+    crc, size = combine((s.crc, s.size) for s in segments)
+    return _Cached(tuple(s.data for s in segments), crc, size)

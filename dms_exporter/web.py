@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import html
+import logging
 import math
+import zlib
 
 from aiohttp import web
 
@@ -16,10 +19,16 @@ from . import __version__
 from .exporter import Exporter, RefreshTooSoonError, UnknownEndpointError
 from .exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, choose_format
 from .model import ENDPOINTS
+from .store import Exposition
 
 __all__ = ["EXPORTER_KEY", "make_app"]
 
 EXPORTER_KEY = web.AppKey("exporter", Exporter)
+#: Compressed bytes inflated per step of a plain scrape (about 1 MB of text each): the body is
+#: streamed, never held whole.
+INFLATE_STEP = 64 * 1024
+
+log = logging.getLogger(__name__)
 
 
 def make_app(exporter: Exporter) -> web.Application:
@@ -45,11 +54,13 @@ async def _run_exporter(app: web.Application):  # type: ignore[no-untyped-def]
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    """The exposition, in the format the Accept header asks for, gzipped if accepted."""
+    """The exposition, in the format the Accept header asks for, gzipped if accepted; only the
+    families named by ``name[]`` parameters if any. HEAD answers the headers GET would."""
     openmetrics = choose_format(request.headers.get("Accept", "")) == "openmetrics"
     gzipped = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+    names = frozenset(request.query.getall("name[]", ())) or None
     exposition = request.app[EXPORTER_KEY].store.exposition(
-        openmetrics=openmetrics, gzipped=gzipped
+        openmetrics=openmetrics, gzipped=gzipped, names=names
     )
     response = web.StreamResponse(
         headers={"Content-Type": CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT}
@@ -58,11 +69,28 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         response.headers["Content-Encoding"] = "gzip"
     response.headers["Vary"] = "Accept, Accept-Encoding"
     response.content_length = exposition.content_length
-    await response.prepare(request)
-    for part in exposition.parts:
-        await response.write(part)
-    await response.write_eof()
+    try:
+        await response.prepare(request)
+        if request.method != "HEAD":
+            await _write_body(response, exposition)
+        await response.write_eof()
+    except ConnectionError as exc:  # the client hung up; nothing to answer any more
+        log.debug("scrape client went away peer=%s error=%s", request.remote, exc)
     return response
+
+
+async def _write_body(response: web.StreamResponse, exposition: Exposition) -> None:
+    if not exposition.inflate:
+        for part in exposition.parts:
+            await response.write(part)
+        return
+    loop = asyncio.get_running_loop()
+    for part in exposition.parts:  # each part inflates on its own (see gzipstream)
+        inflater = zlib.decompressobj(-15)
+        view = memoryview(part)
+        for start in range(0, len(view), INFLATE_STEP):
+            step = view[start : start + INFLATE_STEP]
+            await response.write(await loop.run_in_executor(None, inflater.decompress, step))
 
 
 def accepts_gzip(accept_encoding: str) -> bool:

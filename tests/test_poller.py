@@ -18,10 +18,10 @@ async def test_a_render_failure_is_a_failed_poll_and_polling_goes_on(
     good = samples(await scrape(client), "dms_destination_info")
     real_render = store.render_group
 
-    def broken(group, tables, ctx):
+    def broken(group, *args):
         if group == "destinations":
             raise RuntimeError("a bug in a family")
-        return real_render(group, tables, ctx)
+        return real_render(group, *args)
 
     monkeypatch.setattr(store, "render_group", broken)
     simulator.set_destination(next(iter(simulator.world.destinations)), status="ERROR")
@@ -72,10 +72,10 @@ async def test_a_failed_render_changes_no_group(simulator, start_exporter, monke
     client = await start_exporter(exporter_config(simulator))
     real_render = store.render_group
 
-    def alarms_broken(group, tables, ctx):
+    def alarms_broken(group, *args):
         if group == "alarms":
             raise RuntimeError("a bug in the alarm families")
-        return real_render(group, tables, ctx)
+        return real_render(group, *args)
 
     monkeypatch.setattr(store, "render_group", alarms_broken)
     simulator.set_device("dev-000001", connectionState="OFFLINE")

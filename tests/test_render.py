@@ -1,8 +1,9 @@
-"""Rendering groups: catalogue coverage, chunk gzip, determinism, dependencies, promtool."""
+"""Rendering groups: catalogue coverage, determinism, dependencies, promtool, and renders that
+redo only what changed (byte for byte the same as a render from scratch)."""
 
 from __future__ import annotations
 
-import gzip
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -14,15 +15,14 @@ from prometheus_client.openmetrics.parser import (
 )
 
 from dms_exporter import model
-from dms_exporter.exposition import Family, render_text
+from dms_exporter.exposition import Family, render_openmetrics, render_text
 from dms_exporter.families import RenderContext
 from dms_exporter.families.health import health_families
 from dms_exporter.render import (
+    BLOCK_ROWS,
     GROUPS,
-    Chunk,
     group_families,
     groups_for,
-    render_families,
     render_group,
 )
 
@@ -99,8 +99,18 @@ def health() -> list[Family]:
     )
 
 
-def full_render(tables: dict[str, model.Table], ctx: RenderContext = ALL) -> list[Chunk]:
-    return [render_group(group, tables, ctx) for group in GROUPS] + [render_families(health())]
+def full_render(
+    tables: dict[str, model.Table], ctx: RenderContext = ALL, openmetrics: bool = False
+) -> bytes:
+    health_text = render_openmetrics(health()) if openmetrics else render_text(health())
+    groups = [render_group(group, tables, ctx).plain(openmetrics) for group in GROUPS]
+    return b"".join(groups) + health_text
+
+
+def series(tables: dict[str, model.Table], ctx: RenderContext = ALL) -> int:
+    return sum(render_group(g, tables, ctx).series for g in GROUPS) + sum(
+        len(f.samples) for f in health()
+    )
 
 
 def catalogue() -> dict[str, tuple[str, str]]:
@@ -115,7 +125,7 @@ def test_catalogue_is_read() -> None:
 
 
 def test_full_render_has_exactly_the_catalogue_families() -> None:
-    text = b"".join(p for c in full_render(realistic_tables()) for p in c.text).decode()
+    text = full_render(realistic_tables()).decode()
     assert set(re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE)) == set(catalogue())
 
 
@@ -130,7 +140,7 @@ def test_catalogue_types_and_labels_match_the_code() -> None:
 
 
 def test_every_family_has_samples_in_a_realistic_render() -> None:
-    text = b"".join(p for c in full_render(realistic_tables()) for p in c.text).decode()
+    text = full_render(realistic_tables()).decode()
     families = re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE)
     with_samples = {
         line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[0] != "#"
@@ -139,59 +149,45 @@ def test_every_family_has_samples_in_a_realistic_render() -> None:
 
 
 def test_openmetrics_full_render_parses_strictly() -> None:
-    chunks = full_render(realistic_tables())
-    body = b"".join(p for c in chunks for p in c.openmetrics) + b"# EOF\n"
+    body = full_render(realistic_tables(), openmetrics=True) + b"# EOF\n"
     families = list(parse_openmetrics(body.decode()))
-    assert sum(len(f.samples) for f in families) == sum(c.series for c in chunks)
+    assert sum(len(f.samples) for f in families) == series(realistic_tables())
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_a_full_render() -> None:
-    body = b"".join(p for c in full_render(realistic_tables()) for p in c.text)
+    body = full_render(realistic_tables())
     result = subprocess.run(
         ["promtool", "check", "metrics"], input=body, capture_output=True, check=False
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
 
 
-def test_formats_share_sample_parts() -> None:
-    chunk = render_group("devices", realistic_tables(), ALL)
-    big = max(chunk.text, key=len)
-    assert any(p is big for p in chunk.openmetrics)  # held once, not once per format
-
-
-def test_gzip_parts_of_chunks_concatenate_into_one_stream() -> None:
-    chunks = full_render(realistic_tables())
-    for plain, gzipped in (("text", "text_gzip"), ("openmetrics", "openmetrics_gzip")):
-        joined = b"".join(p for c in chunks for p in getattr(c, gzipped))
-        assert gzip.decompress(joined) == b"".join(p for c in chunks for p in getattr(c, plain))
-
-
 def test_render_is_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
     first = full_render(realistic_tables())
-    monkeypatch.setattr("time.time", lambda: NOW + 86400)  # gzip headers must not hold the clock
+    monkeypatch.setattr("time.time", lambda: NOW + 86400)
     assert full_render(realistic_tables()) == first  # new but equal tables: the same bytes
 
 
 def test_series_counts_samples() -> None:
-    chunk = render_group("system", realistic_tables(), ALL)
-    assert chunk.series == 4
-    text = b"".join(chunk.text)
+    output = render_group("system", realistic_tables(), ALL)
+    assert output.series == 4
+    text = output.plain()
     assert text.count(b"\n") - text.count(b"# ") == 4
 
 
 def test_missing_tables_render_headers_only() -> None:
-    chunk = render_group("devices", {}, ALL)
-    assert chunk.series == 0
-    assert b"# TYPE dms_device_info gauge\n" in b"".join(chunk.text)
+    output = render_group("devices", {}, ALL)
+    assert output.series == 0
+    assert b"# TYPE dms_device_info gauge\n" in output.plain()
 
 
 @pytest.mark.parametrize("endpoint", model.ENDPOINTS)
 def test_groups_for_names_exactly_the_groups_a_table_change_touches(endpoint: str) -> None:
     tables = realistic_tables()
-    before = {g: render_group(g, tables, ALL) for g in GROUPS}
+    before = {g: render_group(g, tables, ALL).plain() for g in GROUPS}
     tables[endpoint] = model.Table(endpoint, (), NOW)
-    changed = {g for g in GROUPS if render_group(g, tables, ALL) != before[g]}
+    changed = {g for g in GROUPS if render_group(g, tables, ALL).plain() != before[g]}
     assert changed == set(groups_for(endpoint))
 
 
@@ -208,3 +204,97 @@ def test_groups_for() -> None:
 def test_health_renders_alone() -> None:
     text = render_text(health()).decode()
     assert 'dms_exporter_endpoint_errors_total{endpoint="devices",reason="timeout"} 1\n' in text
+
+
+def fleet(n: int) -> dict[str, model.Table]:
+    """``n`` devices (several blocks) with a destination and an active alarm each."""
+    base = realistic_tables()
+    template = base["devices"].rows[0]
+    devices = tuple(
+        dataclasses.replace(template, id=f"dev-{i:05d}", name=f"IRD {i}") for i in range(n)
+    )
+    destinations = tuple(
+        dataclasses.replace(base["destinations"].rows[0], id=f"dst-{i}", device_id=d.id)
+        for i, d in enumerate(devices)
+    )
+    alarms = tuple(
+        dataclasses.replace(base["alarms"].rows[0], id=f"al-{i}", device_id=d.id)
+        for i, d in enumerate(devices)
+    )
+    return base | {
+        "devices": model.Table("devices", devices, NOW),
+        "destinations": model.Table("destinations", destinations, NOW),
+        "alarms": model.Table("alarms", alarms, NOW),
+    }
+
+
+def with_device(tables: dict[str, model.Table], index: int, **fields) -> dict[str, model.Table]:
+    """``tables`` with device ``index`` changed; every other row is the same object."""
+    rows = list(tables["devices"].rows)
+    rows[index] = dataclasses.replace(rows[index], **fields)
+    return tables | {"devices": model.Table("devices", tuple(rows), NOW + 60)}
+
+
+def renders(tables, previous=None):
+    return {g: render_group(g, tables, ALL, previous and previous[g]) for g in GROUPS}
+
+
+def test_a_changed_device_redoes_one_block_and_gives_the_bytes_of_a_full_render() -> None:
+    tables = fleet(3 * BLOCK_ROWS)
+    before = renders(tables)
+    tables = with_device(tables, BLOCK_ROWS + 5, connection_state="offline")
+    after = renders(tables, before)
+    for group in GROUPS:
+        assert after[group].plain() == render_group(group, tables, ALL).plain(), group
+        assert after[group].plain(True) == render_group(group, tables, ALL).plain(True), group
+    old, new = before["devices"].families[1], after["devices"].families[1]
+    assert new.name == "dms_device_connection_state" and new.body != old.body
+    assert new.body[: new.ends[0]] == old.body[: old.ends[0]]  # blocks 0 and 2 kept as they were
+    assert new.body[new.ends[1] :] == old.body[old.ends[1] :]
+    for group in ("authorization", "destinations", "alarms"):  # no display name changed
+        assert after[group].families is before[group].families, group
+
+
+def test_a_renamed_device_redoes_its_block_in_the_groups_that_show_names() -> None:
+    tables = fleet(3 * BLOCK_ROWS)
+    before = renders(tables)
+    tables = with_device(tables, 2 * BLOCK_ROWS + 1, name="Renamed IRD")
+    after = renders(tables, before)
+    for group in GROUPS:
+        assert after[group].plain() == render_group(group, tables, ALL).plain(), group
+    old, new = before["destinations"].families[0], after["destinations"].families[0]
+    assert b'display_name="Renamed IRD"' in after["destinations"].plain()
+    assert new.body[: new.ends[1]] == old.body[: old.ends[1]]  # only the last block redone
+
+
+def test_an_equal_poll_renders_nothing_new() -> None:
+    tables = fleet(2 * BLOCK_ROWS)
+    before = renders(tables)
+    again = {**tables, "devices": model.Table("devices", tables["devices"].rows, NOW + 60)}
+    after = renders(again, before)
+    assert all(after[g].families is before[g].families for g in GROUPS)
+
+
+def test_added_and_removed_devices_give_the_bytes_of_a_full_render() -> None:
+    tables = fleet(2 * BLOCK_ROWS + 3)
+    previous = renders(tables)
+    rows = tables["devices"].rows
+    for changed in (rows[:-2], rows[1:], (*rows, dataclasses.replace(rows[0], id="dev-new"))):
+        tables = tables | {"devices": model.Table("devices", changed, NOW)}
+        previous = renders(tables, previous)
+        for group in GROUPS:
+            assert previous[group].plain() == render_group(group, tables, ALL).plain(), group
+
+
+def test_a_new_setting_renders_again() -> None:
+    tables = fleet(10)
+    before = render_group("alarms", tables, ALL)
+    active = dataclasses.replace(ALL, alarm_retrieval="active")
+    after = render_group("alarms", tables, active, before)
+    assert after.plain() == render_group("alarms", tables, active).plain() != before.plain()
+
+
+def test_disabled_families_are_left_out() -> None:
+    ctx = dataclasses.replace(ALL, disabled=frozenset({"dms_device_group_member"}))
+    text = render_group("devices", realistic_tables(), ctx).plain()
+    assert b"dms_device_group_member" not in text and b"dms_device_info" in text

@@ -1,14 +1,20 @@
-"""Pure functions from tables to ``Family`` lists, one module per domain, plus their helpers.
+"""Families declared as data, one module per group, plus the helpers they share.
 
-Every family of the README's metric reference is declared once, in the module of its group. A table
-that is ``None`` (never polled, disabled or stale) gives the family's HELP/TYPE with no samples.
+Every family of the README's metric reference is declared once, in the module of its group, as a
+``FamilySpec``: name, kind, HELP, labels, the *source* of the group it reads (a sequence of items,
+e.g. ``(device, display name)`` pairs) and a function from one item to its samples. A group
+(``GroupSpec``) names the tables it reads and turns them into its sources. Because samples come
+per item, the renderer can cache the output of blocks of items and redo only blocks whose items
+changed (``render``). A table that is ``None`` (never polled, disabled or stale) gives the
+family's HELP/TYPE with no samples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from itertools import chain
+from typing import Any, Literal
 
 from ..config import ENDPOINT_DEFAULTS
 from ..exposition import Family, Sample
@@ -16,7 +22,11 @@ from ..model import OTHER, Device, Table
 
 __all__ = [
     "DisplayNames",
+    "FamilySpec",
+    "GroupSpec",
     "RenderContext",
+    "Sources",
+    "Tables",
     "counter",
     "gauge",
     "info",
@@ -38,6 +48,9 @@ class RenderContext:
     intervals: Mapping[str, float] = field(
         default_factory=lambda: {name: every for name, (_, every) in ENDPOINT_DEFAULTS.items()}
     )
+    #: OpenMetrics names of families left out of the exposition (checked in one place:
+    #: ``GroupSpec.enabled``); for a ``metrics:`` config switch
+    disabled: frozenset[str] = frozenset()
 
     def help(self, what: str, endpoint: str) -> str:
         """HELP text: ``what``, how often it is refreshed, then ``Polled from GET <path>.``"""
@@ -115,3 +128,55 @@ def stateset(
     for values, current in rows:
         extend([((*values, state), v) for state, v in one_hot.get(current, fallback)])
     return Family(name, "stateset", help, (*label_names, name), samples)
+
+
+Tables = Mapping[str, Table | None]
+Sources = Mapping[str, Sequence[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySpec:
+    """One family: its OpenMetrics name, kind, HELP (``what``, for ``RenderContext.help`` with
+    ``endpoint``), label names (a stateset's state label is added) and, from one item of its
+    group's ``source``, its samples: ``(label values, value)`` for a gauge or counter, label
+    values for an info (value 1), ``(label values, current state)`` for a stateset of
+    ``states``."""
+
+    name: str
+    kind: str
+    what: str
+    endpoint: str
+    labels: tuple[str, ...]
+    source: str
+    samples: Callable[[Any], Iterable[Any]]
+    states: tuple[str, ...] = ()
+
+    def family(self, ctx: RenderContext, items: Iterable[Any]) -> Family:
+        """The family with the samples of ``items``."""
+        help = ctx.help(self.what, self.endpoint)
+        rows = chain.from_iterable(map(self.samples, items))
+        if self.kind == "info":
+            return info(self.name, help, self.labels, rows)
+        if self.kind == "stateset":
+            return stateset(self.name, help, self.labels, self.states, rows)
+        return Family(self.name, self.kind, help, self.labels, list(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSpec:
+    """A group: the tables it reads (the first is its own; ``devices`` in another group's list
+    is read for display names only), its sources from those tables, and its families (some
+    exist only under some settings)."""
+
+    endpoints: tuple[str, ...]
+    sources: Callable[[Tables, RenderContext], Sources]
+    specs: Callable[[RenderContext], Sequence[FamilySpec]]
+
+    def enabled(self, ctx: RenderContext) -> list[FamilySpec]:
+        """The group's families under ``ctx``, without the ones switched off."""
+        return [spec for spec in self.specs(ctx) if spec.name not in ctx.disabled]
+
+    def families(self, tables: Tables, ctx: RenderContext) -> list[Family]:
+        """Every family of the group, whole (for tests and benchmarks; ``render`` caches)."""
+        sources = self.sources(tables, ctx)
+        return [spec.family(ctx, sources[spec.source]) for spec in self.enabled(ctx)]

@@ -15,114 +15,38 @@ from ..model import (
     ScheduleAuthorization,
     Table,
 )
-from . import DisplayNames, RenderContext, gauge, info, known, stateset
+from . import DisplayNames, FamilySpec, GroupSpec, RenderContext, Sources, Tables, known
 
-__all__ = ["authorization_families"]
+__all__ = ["GROUP", "authorization_families"]
 
 _SET = ("authorization_set_id",)
 _SCHEDULE = ("schedule_authorization_id",)
+_Device = tuple[str, str, tuple[Sample, ...]]  # device id, display name, its samples
 
 
-def authorization_families(
-    authorization_sets: Table[AuthorizationSet] | None,
-    schedule_authorizations: Table[ScheduleAuthorization] | None,
-    authorizations: Table[Authorization] | None,
-    devices: Table[Device] | None,
-    ctx: RenderContext,
-) -> list[Family]:
-    """Authorization sets, schedule authorizations and ``dms_device_authorized_services``.
+def _sources(tables: Tables, ctx: RenderContext) -> Sources:
+    """Authorization sets, schedule authorizations and, per device, authorized services.
 
-    With ``allow_schedule_authorization`` off, the ``dms_schedule_authorization_*`` families are
-    left out entirely (no HELP/TYPE either: they do not exist in such a deployment), and
-    ``/authorizations`` rows with source ``schedule`` and authorization sets of type ``schedule``
-    are ignored.
+    With ``allow_schedule_authorization`` off, ``/authorizations`` rows with source ``schedule``
+    and authorization sets of type ``schedule`` are ignored.
     """
-    sets = authorization_sets.rows if authorization_sets else ()
+    sets = tables.get("authorization_sets")
+    set_rows = sets.rows if sets else ()
     if not ctx.allow_schedule_authorization:
-        sets = tuple(s for s in sets if s.type != "schedule")
-    families = [
-        info(
-            "dms_authorization_set",
-            ctx.help("Each authorization set: name and type (value 1).", "authorization_sets"),
-            (*_SET, "name", "type"),
-            [(s.id, s.name, s.type) for s in sets],
-        ),
-        gauge(
-            "dms_authorization_set_enabled",
-            ctx.help("1 if the authorization set is enabled.", "authorization_sets"),
-            _SET,
-            [((s.id,), int(s.enabled)) for s in sets],
-        ),
-        gauge(
-            "dms_authorization_set_devices",
-            ctx.help(
-                "Devices the authorization set targets (its deviceCount); absent if not sent.",
-                "authorization_sets",
-            ),
-            _SET,
-            [((s.id,), s.device_count) for s in sets if s.device_count is not None],
-        ),
-        gauge(
-            "dms_authorization_set_services",
-            ctx.help("Services the authorization set entitles.", "authorization_sets"),
-            _SET,
-            [((s.id,), len(s.service_ids)) for s in sets],
-        ),
-    ]
-    if ctx.allow_schedule_authorization:
-        families += _schedule_families(schedule_authorizations, ctx)
-    families.append(_authorized_services(authorizations, devices, ctx))
-    return families
-
-
-def _schedule_families(
-    schedules: Table[ScheduleAuthorization] | None, ctx: RenderContext
-) -> list[Family]:
-    rows = schedules.rows if schedules else ()
-    endpoint = "schedule_authorizations"
-    return [
-        info(
-            "dms_schedule_authorization",
-            ctx.help(
-                "Each schedule authorization: name and the authorization set it applies (value 1).",
-                endpoint,
-            ),
-            (*_SCHEDULE, "name", "authorization_set_id"),
-            [(s.id, s.name, s.authorization_set_id) for s in rows],
-        ),
-        stateset(
-            "dms_schedule_authorization_state",
-            ctx.help("State of each schedule authorization.", endpoint),
-            _SCHEDULE,
-            SCHEDULE_STATES,
-            [((s.id,), s.state) for s in rows],
-        ),
-        gauge(
-            "dms_schedule_authorization_start_timestamp_seconds",
-            ctx.help("Unix time the schedule authorization window starts.", endpoint),
-            _SCHEDULE,
-            [((s.id,), s.start_time) for s in rows if s.start_time is not None],
-        ),
-        gauge(
-            "dms_schedule_authorization_end_timestamp_seconds",
-            ctx.help("Unix time the schedule authorization window ends.", endpoint),
-            _SCHEDULE,
-            [((s.id,), s.end_time) for s in rows if s.end_time is not None],
-        ),
-        gauge(
-            "dms_schedule_authorization_devices",
-            ctx.help("Devices the schedule authorization targets (its deviceCount).", endpoint),
-            _SCHEDULE,
-            [((s.id,), s.device_count) for s in rows if s.device_count is not None],
-        ),
-    ]
+        set_rows = tuple(s for s in set_rows if s.type != "schedule")
+    schedules = tables.get("schedule_authorizations")
+    return {
+        "sets": set_rows,
+        "schedules": schedules.rows if schedules else (),
+        "devices": _authorized_services(tables.get("authorizations"), tables.get("devices"), ctx),
+    }
 
 
 def _authorized_services(
     authorizations: Table[Authorization] | None,
     devices: Table[Device] | None,
     ctx: RenderContext,
-) -> Family:
+) -> list[_Device]:
     """Authorized services per device and source.
 
     Every device known to either table gets ``permanent`` (and ``schedule`` when allowed), 0
@@ -141,18 +65,100 @@ def _authorized_services(
             if a.authorized:
                 counts[a.device_id, source] += 1
     name_of = DisplayNames(devices, ctx)
-    samples: list[Sample] = []
+    items: list[_Device] = []
     for device_id in device_ids:
         name = name_of(device_id)
-        samples += [((device_id, name, s), counts[device_id, s]) for s in sources]
+        samples = [((device_id, name, s), counts[device_id, s]) for s in sources]
         if other := counts[device_id, OTHER]:
             samples.append(((device_id, name, OTHER), other))
-    return gauge(
-        "dms_device_authorized_services",
-        ctx.help(
-            "Services each device is authorized for, by source (effective authorizations).",
-            "authorizations",
-        ),
-        ("device_id", "display_name", "source"),
-        samples,
-    )
+        items.append((device_id, name, tuple(samples)))
+    return items
+
+
+def _specs(ctx: RenderContext) -> list[FamilySpec]:
+    """With ``allow_schedule_authorization`` off, the ``dms_schedule_authorization_*`` families
+    are left out entirely (no HELP/TYPE either: they do not exist in such a deployment)."""
+    return [*_SET_SPECS, *(_SCHEDULE_SPECS if ctx.allow_schedule_authorization else ()),
+            _AUTHORIZED]  # fmt: skip
+
+
+_SET_SPECS = (
+    FamilySpec(
+        "dms_authorization_set", "info", "Each authorization set: name and type (value 1).",
+        "authorization_sets", (*_SET, "name", "type"), "sets", lambda s: [(s.id, s.name, s.type)],
+    ),
+    FamilySpec(
+        "dms_authorization_set_enabled", "gauge", "1 if the authorization set is enabled.",
+        "authorization_sets", _SET, "sets", lambda s: [((s.id,), int(s.enabled))],
+    ),
+    FamilySpec(
+        "dms_authorization_set_devices", "gauge",
+        "Devices the authorization set targets (its deviceCount); absent if not sent.",
+        "authorization_sets", _SET, "sets",
+        lambda s: [((s.id,), s.device_count)] if s.device_count is not None else [],
+    ),
+    FamilySpec(
+        "dms_authorization_set_services", "gauge", "Services the authorization set entitles.",
+        "authorization_sets", _SET, "sets", lambda s: [((s.id,), len(s.service_ids))],
+    ),
+)  # fmt: skip
+
+_ENDPOINT = "schedule_authorizations"
+_SCHEDULE_SPECS = (
+    FamilySpec(
+        "dms_schedule_authorization", "info",
+        "Each schedule authorization: name and the authorization set it applies (value 1).",
+        _ENDPOINT, (*_SCHEDULE, "name", "authorization_set_id"), "schedules",
+        lambda s: [(s.id, s.name, s.authorization_set_id)],
+    ),
+    FamilySpec(
+        "dms_schedule_authorization_state", "stateset",
+        "State of each schedule authorization.", _ENDPOINT, _SCHEDULE, "schedules",
+        lambda s: [((s.id,), s.state)], SCHEDULE_STATES,
+    ),
+    FamilySpec(
+        "dms_schedule_authorization_start_timestamp_seconds", "gauge",
+        "Unix time the schedule authorization window starts.", _ENDPOINT, _SCHEDULE,
+        "schedules", lambda s: [((s.id,), s.start_time)] if s.start_time is not None else [],
+    ),
+    FamilySpec(
+        "dms_schedule_authorization_end_timestamp_seconds", "gauge",
+        "Unix time the schedule authorization window ends.", _ENDPOINT, _SCHEDULE,
+        "schedules", lambda s: [((s.id,), s.end_time)] if s.end_time is not None else [],
+    ),
+    FamilySpec(
+        "dms_schedule_authorization_devices", "gauge",
+        "Devices the schedule authorization targets (its deviceCount).", _ENDPOINT, _SCHEDULE,
+        "schedules",
+        lambda s: [((s.id,), s.device_count)] if s.device_count is not None else [],
+    ),
+)  # fmt: skip
+
+_AUTHORIZED = FamilySpec(
+    "dms_device_authorized_services", "gauge",
+    "Services each device is authorized for, by source (effective authorizations).",
+    "authorizations", ("device_id", "display_name", "source"), "devices", lambda item: item[2],
+)  # fmt: skip
+
+GROUP = GroupSpec(
+    ("authorizations", "authorization_sets", "schedule_authorizations", "devices"),
+    _sources,
+    _specs,
+)
+
+
+def authorization_families(
+    authorization_sets: Table[AuthorizationSet] | None,
+    schedule_authorizations: Table[ScheduleAuthorization] | None,
+    authorizations: Table[Authorization] | None,
+    devices: Table[Device] | None,
+    ctx: RenderContext,
+) -> list[Family]:
+    """Authorization sets, schedule authorizations and ``dms_device_authorized_services``."""
+    tables = {
+        "authorization_sets": authorization_sets,
+        "schedule_authorizations": schedule_authorizations,
+        "authorizations": authorizations,
+        "devices": devices,
+    }
+    return GROUP.families(tables, ctx)

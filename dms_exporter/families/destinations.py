@@ -4,11 +4,48 @@ from __future__ import annotations
 
 from ..exposition import Family
 from ..model import DESTINATION_STATUSES, Destination, Device, Table
-from . import DisplayNames, RenderContext, gauge, info, stateset
+from . import DisplayNames, FamilySpec, GroupSpec, RenderContext, Sources, Tables
 
-__all__ = ["destination_families"]
+__all__ = ["GROUP", "destination_families"]
 
 _DESTINATION = ("destination_id", "device_id", "display_name")
+_Item = tuple[Destination, str]  # a destination and its device's display name
+
+
+def _sources(tables: Tables, ctx: RenderContext) -> Sources:
+    destinations = tables.get("destinations")
+    name_of = DisplayNames(tables.get("devices"), ctx)
+    rows = destinations.rows if destinations else ()
+    return {"destinations": [(d, name_of(d.device_id)) for d in rows]}
+
+
+def _info(item: _Item) -> list[tuple[str, ...]]:
+    d, name = item
+    port = "" if d.ip_port is None else str(d.ip_port)
+    return [(d.id, d.device_id, name, d.name, d.type, d.ip_address, port, d.service_id)]
+
+
+_SPECS = (
+    FamilySpec(
+        "dms_destination", "info",
+        "Each destination (device output): name, type, address, port and service (value 1).",
+        "destinations", (*_DESTINATION, "name", "type", "address", "port", "service_id"),
+        "destinations", _info,
+    ),
+    FamilySpec(
+        "dms_destination_status", "stateset", "Status of each destination.", "destinations",
+        _DESTINATION, "destinations",
+        lambda item: [((item[0].id, item[0].device_id, item[1]), item[0].status)],
+        DESTINATION_STATUSES,
+    ),
+    FamilySpec(
+        "dms_destination_enabled", "gauge", "1 if the destination is enabled.", "destinations",
+        _DESTINATION, "destinations",
+        lambda item: [((item[0].id, item[0].device_id, item[1]), int(item[0].enabled))],
+    ),
+)  # fmt: skip
+
+GROUP = GroupSpec(("destinations", "devices"), _sources, lambda ctx: _SPECS)
 
 
 def destination_families(
@@ -17,41 +54,4 @@ def destination_families(
     ctx: RenderContext,
 ) -> list[Family]:
     """Info, status and enabled flag of each destination; ``devices`` only names the device."""
-    rows = destinations.rows if destinations else ()
-    name_of = DisplayNames(devices, ctx)
-    keys = [(d.id, d.device_id, name_of(d.device_id)) for d in rows]
-    return [
-        info(
-            "dms_destination",
-            ctx.help(
-                "Each destination (device output): name, type, address, port and service"
-                " (value 1).",
-                "destinations",
-            ),
-            (*_DESTINATION, "name", "type", "address", "port", "service_id"),
-            [
-                (
-                    *key,
-                    d.name,
-                    d.type,
-                    d.ip_address,
-                    "" if d.ip_port is None else str(d.ip_port),
-                    d.service_id,
-                )
-                for key, d in zip(keys, rows, strict=True)
-            ],
-        ),
-        stateset(
-            "dms_destination_status",
-            ctx.help("Status of each destination.", "destinations"),
-            _DESTINATION,
-            DESTINATION_STATUSES,
-            [(key, d.status) for key, d in zip(keys, rows, strict=True)],
-        ),
-        gauge(
-            "dms_destination_enabled",
-            ctx.help("1 if the destination is enabled.", "destinations"),
-            _DESTINATION,
-            [(key, int(d.enabled)) for key, d in zip(keys, rows, strict=True)],
-        ),
-    ]
+    return GROUP.families({"destinations": destinations, "devices": devices}, ctx)
