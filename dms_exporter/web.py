@@ -75,7 +75,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
             await _write_body(response, exposition)
         await response.write_eof()
     except ConnectionError as exc:  # the client hung up; nothing to answer any more
-        log.debug("scrape client went away peer=%s error=%s", request.remote, exc)
+        log.debug("scrape client went away", extra={"peer": request.remote, "error": str(exc)})
     return response
 
 
