@@ -4,6 +4,7 @@ from metrics the exporter exposes (README.md's metric reference)."""
 from __future__ import annotations
 
 import re
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,7 +16,11 @@ PROMETHEUS_DIR = promstack.ROOT / "deploy" / "prometheus"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 RUNBOOK = promstack.ROOT / "docs" / "runbook.md"
-RUNBOOK_URL = "https://github.com/dms-exporter/dms-exporter/blob/main/docs/runbook.md#"
+#: The one place the runbook's address is set (docs/deploy.md)
+RUNBOOK_URL = (
+    tomllib.loads((promstack.ROOT / "pyproject.toml").read_text())["project"]["urls"]["Runbook"]
+    + "#"
+)
 
 needs_promtool = pytest.mark.skipif(
     promstack.binary("promtool") is None, reason=promstack.missing_reason("promtool")
