@@ -69,7 +69,9 @@ class DmsSettings:
     timeout: float = 10.0  # seconds, per HTTP request
     page_size: int = 1000
     max_pages: int = 1000
-    max_concurrency: int = 4  # DMS requests in flight at once, over all endpoints
+    max_concurrency: int = 2  # DMS requests in flight at once, over all endpoints
+    login_backoff_initial: float = 30.0  # seconds without a login after a failed one
+    login_backoff_max: float = 900.0  # the backoff after refusals in a row doubles up to this
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +231,7 @@ _DMS_KEYS = (
     "page_size",
     "max_pages",
     "max_concurrency",
+    "login_backoff",
 )
 _RETRIEVALS = ("active", "all")
 _TIMING_KEYS = ("interval", "timeout", "stale_after")
@@ -408,8 +411,10 @@ class _Reader:
                 self.boolean, "allow_schedule_authorization", schedules, True
             ),
             alarm_retrieval=retrieval,
-            refresh_min_gap=self.duration(
-                "refresh_min_gap", _get(top, "refresh_min_gap", 10.0), zero=True
+            refresh_min_gap=keep(
+                lambda: self.duration(
+                    "refresh_min_gap", _get(top, "refresh_min_gap", 10.0), zero=True
+                )
             ),
             source=self.source,
         )
@@ -442,9 +447,19 @@ class _Reader:
             page_size=keep(self.integer, "dms.page_size", m.get("page_size"), 1000, 1, 1000),
             max_pages=keep(self.integer, "dms.max_pages", m.get("max_pages"), 1000, 1, 1_000_000),
             max_concurrency=keep(
-                self.integer, "dms.max_concurrency", m.get("max_concurrency"), 4, 1, 100
+                self.integer, "dms.max_concurrency", m.get("max_concurrency"), 2, 1, 100
             ),
+            **(keep(self.login_backoff, m.get("login_backoff")) or {}),
         )
+
+    def login_backoff(self, value: Any) -> dict[str, float]:
+        """``dms.login_backoff``: ``initial`` (default 30s) and ``max`` (default 15m)."""
+        m = self.section("dms.login_backoff", value, ("initial", "max"))
+        initial = self.duration("dms.login_backoff.initial", _get(m, "initial", 30.0))
+        most = self.duration("dms.login_backoff.max", _get(m, "max", 900.0))
+        if most < initial:
+            self.fail("dms.login_backoff.max", f"must be at least initial ({initial:g}s)")
+        return {"login_backoff_initial": initial, "login_backoff_max": most}
 
     def proxy(self, value: Any) -> tuple[Any, str | None]:
         """``dms.proxy`` as (mode, proxy URL or None)."""

@@ -175,14 +175,14 @@ class Exporter:
         return True
 
     def _new_client(self) -> DmsClient:
-        client = DmsClient(self.config.dms)
-        client.logins.update(self.store.logins)  # counters continue across new clients
-        self.store.logins = client.logins
-        return client
+        """A client for the running config: the login counts continue, a backoff does not
+        (a new client is made when the URL or the credentials changed)."""
+        login = self.store.login
+        login.next_attempt, login.refusals = None, 0
+        return DmsClient(self.config.dms, login, clock=self._clock)
 
     async def _close_client(self) -> None:
         if self._client is not None:
-            self.store.logins = dict(self._client.logins)  # keep the counts
             await self._client.close()
             self._client = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 OTHER = "other"
@@ -200,3 +200,18 @@ class EndpointStatus:
     errors_total: Mapping[str, int]  # reason -> count
     rows_skipped_total: int
     unknown_values_total: int
+
+
+#: The ``result`` label values of ``dms_exporter_logins_total``.
+LOGIN_RESULTS: tuple[str, ...] = ("success", "refused", "unreachable", "error")
+
+
+@dataclass(slots=True)
+class LoginState:
+    """Logins to the DMS: counts by result and the backoff after failures. One per exporter,
+    handed from client to client so the counts continue (the DMS client writes it)."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOGIN_RESULTS, 0))
+    next_attempt: float | None = None  # Unix time before which no login is tried (backoff)
+    last_result: str = ""  # one of LOGIN_RESULTS, "" before the first login
+    refusals: int = 0  # refused logins in a row; the backoff doubles with each

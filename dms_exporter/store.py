@@ -23,7 +23,7 @@ from .errors import ERROR_REASONS
 from .exposition import OPENMETRICS_EOF, render_openmetrics, render_text
 from .families.health import health_families
 from .gzipstream import GZIP_HEADER, Segment, combine, compress, trailer
-from .model import ENDPOINTS, EndpointStatus, Table
+from .model import ENDPOINTS, EndpointStatus, LoginState, Table
 from .render import (
     GROUPS,
     GZIP_LEVEL,
@@ -103,7 +103,7 @@ class Store:
         self._cached: dict[bool, _Cached] = {}  # openmetrics? -> every family's segments
         self._render_durations: dict[str, float] = {}
         self._render_locks = {group: asyncio.Lock() for group in GROUPS}
-        self.logins: Mapping[str, int] = {"success": 0, "failure": 0}
+        self.login = LoginState()  # the DMS client writes it
         #: alarm id -> when a poll first saw it, for alarms the DMS sends without assertedTime;
         #: kept here, not in the poller, so it survives reloads and stale drops
         self.alarm_first_seen: Mapping[str, float] = {}
@@ -286,7 +286,8 @@ class Store:
             for f in health_families(
                 self.statuses(),
                 dms_up=self.dms_up,
-                logins=self.logins,
+                logins=self.login.counts,
+                login_next_attempt=self.login.next_attempt,
                 render_durations=self._render_durations,
                 config_reload_ok=self.config_reload_ok,
                 config_reload_ts=self.config_reload_timestamp,

@@ -143,9 +143,19 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def endpoints(request: web.Request) -> web.Response:
-    """The status of every endpoint as JSON."""
+    """The status of every endpoint and of the login (its backoff) as JSON."""
     store = request.app[EXPORTER_KEY].store
-    return web.json_response({"endpoints": [dataclasses.asdict(s) for s in store.statuses()]})
+    login = store.login
+    return web.json_response(
+        {
+            "endpoints": [dataclasses.asdict(s) for s in store.statuses()],
+            "login": {
+                "last_result": login.last_result,
+                "next_attempt": login.next_attempt,
+                "logins_total": dict(login.counts),
+            },
+        }
+    )
 
 
 async def refresh(request: web.Request) -> web.Response:

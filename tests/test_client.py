@@ -232,7 +232,7 @@ async def test_token_login_then_bearer(dms: tuple[FakeDms, DmsClient]) -> None:
     await client.fetch(endpoint())
     assert fake.logins == [{"username": "monitor", "password": PASSWORD}]
     assert {r.headers["Authorization"] for r in fake.requests} == {f"Bearer {TOKEN}"}
-    assert client.logins == {"success": 1, "failure": 0}
+    assert client.logins == {"success": 1, "refused": 0, "unreachable": 0, "error": 0}
 
 
 async def test_relogin_on_401_then_success(dms: tuple[FakeDms, DmsClient]) -> None:
@@ -243,7 +243,7 @@ async def test_relogin_on_401_then_success(dms: tuple[FakeDms, DmsClient]) -> No
     assert len(await client.fetch(endpoint())) == 2500
     assert len(fake.logins) == 2
     assert fake.requests[-1].headers["Authorization"] == "Bearer tok-second"
-    assert client.logins == {"success": 2, "failure": 0}
+    assert client.logins == {"success": 2, "refused": 0, "unreachable": 0, "error": 0}
 
 
 async def test_second_401_is_an_auth_error(dms: tuple[FakeDms, DmsClient]) -> None:
@@ -271,7 +271,7 @@ async def test_refused_login(aiohttp_server: ServerFactory, status: int) -> None
     assert isinstance(error, DmsAuthError) and error.reason == "auth"
     assert error.status == status and error.code == "INVALID_CREDENTIALS"
     assert str(error).startswith("devices: POST /auth/login: login as 'monitor' refused")
-    assert client.logins == {"success": 0, "failure": 1}
+    assert client.logins == {"success": 0, "refused": 1, "unreachable": 0, "error": 0}
 
 
 async def test_wrong_password_counts_a_failed_login(aiohttp_server: ServerFactory) -> None:
@@ -279,7 +279,7 @@ async def test_wrong_password_counts_a_failed_login(aiohttp_server: ServerFactor
     url = await fake.start(aiohttp_server)
     client = DmsClient(settings(url, password="wrong-one"))
     assert isinstance(await fetch_error(client), DmsAuthError)
-    assert client.logins == {"success": 0, "failure": 1}
+    assert client.logins == {"success": 0, "refused": 1, "unreachable": 0, "error": 0}
     assert fake.requests == []
 
 
@@ -314,7 +314,7 @@ async def test_basic_auth_on_every_call(aiohttp_server: ServerFactory) -> None:
         await client.fetch(endpoint("groups", "/groups"))
     expected = "Basic " + base64.b64encode(f"monitor:{PASSWORD}".encode()).decode()
     assert headers == [expected, expected]
-    assert client.logins == {"success": 0, "failure": 0}
+    assert client.logins == {"success": 0, "refused": 0, "unreachable": 0, "error": 0}
 
 
 # --- HTTP errors and bad bodies ----------------------------------------------------------------

@@ -70,7 +70,7 @@ def test_minimal_config_fills_every_endpoint_with_defaults() -> None:
         "environment",
         None,
     )
-    assert (dms.timeout, dms.page_size, dms.max_pages, dms.max_concurrency) == (10, 1000, 1000, 4)
+    assert (dms.timeout, dms.page_size, dms.max_pages, dms.max_concurrency) == (10, 1000, 1000, 2)
     assert dms.tls.verify and dms.tls.ca_file is None
     assert config.display_names == {}
     assert config.allow_schedule_authorization

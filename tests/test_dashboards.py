@@ -278,7 +278,8 @@ def exposition() -> str:
             add(f"dms_exporter_endpoint_{metric}", value, **e)
         add("dms_exporter_endpoint_errors_total", 2, **e, reason="timeout")
     add("dms_exporter_logins_total", 3, result="success")
-    add("dms_exporter_logins_total", 0, result="failure")
+    add("dms_exporter_logins_total", 0, result="refused")
+    add("dms_exporter_login_next_attempt_timestamp_seconds", 0)
     for group in ("system", "devices", "authorization", "destinations", "alarms"):
         add("dms_exporter_render_duration_seconds", 0.01, group=group)
     add("dms_exporter_config_last_reload_successful", 1)

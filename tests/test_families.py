@@ -501,6 +501,9 @@ def test_health_families() -> None:
     assert len(errors) == 3 * len(ERROR_REASONS)
     assert errors[("devices", "timeout")] == 1
     assert errors[("alarms", "timeout")] == 0
-    assert samples(families, "dms_exporter_logins") == {("success",): 1, ("failure",): 0}
+    assert samples(families, "dms_exporter_logins") == {
+        ("success",): 1, ("refused",): 0, ("unreachable",): 0, ("error",): 0
+    }  # fmt: skip
+    assert samples(families, "dms_exporter_login_next_attempt_timestamp_seconds") == {(): 0}
     assert samples(families, "dms_exporter_config_last_reload_success_timestamp_seconds") == {}
     assert [k[0] for k in samples(families, "dms_exporter_build")] == ["0.1.0"]

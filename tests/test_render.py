@@ -90,7 +90,8 @@ def health() -> list[Family]:
     return health_families(
         [status],
         dms_up=True,
-        logins={"success": 1, "failure": 0},
+        logins={"success": 1, "refused": 0},
+        login_next_attempt=NOW + 30,
         render_durations={"devices": 0.01},
         config_reload_ok=True,
         config_reload_ts=NOW - 100,

@@ -1,8 +1,14 @@
-"""The DMS login: one token for every poller, renewed before it expires.
+"""The DMS login: one token for every poller, one login at a time, and a backoff after failures.
 
 ``Login.token`` returns a valid token, logging in when there is none, when it expires soon, or
-when the DMS refused it. Concurrent callers wait for one login. ``_post_login`` is the one place
-that knows how the credentials are sent and how the answer is read.
+when the DMS refused it. A login runs as its own task: every caller waiting for it gets its
+outcome, success or failure, and a caller that gives up (its poll timed out) does not cancel it;
+the login's own limit is ``dms.timeout``. After a failed login no new one is tried before a
+backoff ends: after a refusal (401/403 or the DMS's "bad credentials" error) it starts at
+``dms.login_backoff.initial`` and doubles with each refusal in a row up to ``.max``; after the
+DMS could not be reached or answered an error it is ``.initial``. Both are jittered. Callers in
+the backoff get the last failure again, without a request. ``_post_login`` is the one place that
+knows how the credentials are sent and how the answer is read.
 """
 
 from __future__ import annotations
@@ -10,28 +16,69 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import EndpointSettings
-from ..errors import DmsApiError, DmsAuthError, DmsHttpError, DmsPayloadError
+from ..errors import (
+    DmsApiError,
+    DmsAuthError,
+    DmsConnectionError,
+    DmsHttpError,
+    DmsPayloadError,
+    DmsTimeoutError,
+    DmsUnavailableError,
+)
+from ..model import LoginState
 
 if TYPE_CHECKING:
     from .client import DmsClient
 
-__all__ = ["Login"]
+__all__ = ["BACKOFF_JITTER", "REFUSAL_CODES", "Login", "login_result"]
 
 log = logging.getLogger(__name__)
+
+#: Each backoff is multiplied by a random factor in [1 - BACKOFF_JITTER, 1]: never longer than
+#: configured, and exporters that share an account do not retry in lockstep.
+BACKOFF_JITTER = 0.1
+#: DMS error codes of a login answer that mean "these credentials are refused", whatever the
+#: HTTP status (some DMS answer 400 or 500 with them).
+REFUSAL_CODES = frozenset(
+    {"INVALID_CREDENTIALS", "BAD_CREDENTIALS", "AUTHENTICATION_FAILED", "ACCOUNT_LOCKED",
+     "ACCOUNT_DISABLED", "USER_LOCKED", "PASSWORD_EXPIRED"}
+)  # fmt: skip
+
+
+def login_result(error: DmsApiError) -> str:
+    """``refused``, ``unreachable`` or ``error``: how a failed login is counted."""
+    if isinstance(error, DmsAuthError):
+        return "refused"
+    if isinstance(error, DmsConnectionError | DmsTimeoutError):
+        return "unreachable"
+    return "error"
 
 
 class Login:
     """The token of one ``DmsClient``; see the module docstring."""
 
-    def __init__(self, client: DmsClient) -> None:
-        self.counts: dict[str, int] = {"success": 0, "failure": 0}
+    def __init__(
+        self,
+        client: DmsClient,
+        state: LoginState,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.state = state
         self._client = client
-        self._lock = asyncio.Lock()
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._attempt: asyncio.Task[str] | None = None
         self._token: str | None = None
         self._renew_at = math.inf  # loop time after which to log in again
+        self._last_error: DmsApiError | None = None
 
     @property
     def current(self) -> str | None:
@@ -39,44 +86,106 @@ class Login:
         return self._token
 
     async def token(self, endpoint: EndpointSettings, refused: str | None = None) -> str:
-        """A valid token: the cached one unless it expires soon or was ``refused``."""
-        async with self._lock:  # concurrent callers wait for one login
-            now = asyncio.get_running_loop().time()
-            token = self._token
-            if token is not None and token != refused and now < self._renew_at:
-                return token
-            self._token = None
-            try:
-                token, expires_in = await self._post_login(endpoint)
-            except DmsApiError:
-                self.counts["failure"] += 1
-                raise
-            self.counts["success"] += 1
-            renew_in = math.inf
-            if _is_seconds(expires_in) and expires_in > 0:
-                renew_in = expires_in - min(60.0, expires_in / 10)
-            self._token, self._renew_at = token, now + renew_in
-            log.debug("logged in to the DMS", extra={"expires_in": expires_in})
+        """A valid token: the cached one unless it expires soon or was ``refused``; else the
+        outcome of the login in flight or of a new one (or, in the backoff, the last failure)."""
+        now = asyncio.get_running_loop().time()
+        token = self._token
+        if token is not None and token != refused and now < self._renew_at:
             return token
+        if self._attempt is None:
+            if self._last_error is not None and self._in_backoff():
+                raise self._backoff_error(endpoint, self._last_error)
+            self._token = None
+            self._attempt = asyncio.create_task(self._log_in(endpoint), name="dms-login")
+            self._attempt.add_done_callback(_retrieve)
+        # shield: a waiting poll that times out must not cancel the login the others wait for
+        return await asyncio.shield(self._attempt)
+
+    async def _log_in(self, endpoint: EndpointSettings) -> str:
+        state = self.state
+        try:
+            token, expires_in = await self._post_login(endpoint)
+        except DmsApiError as exc:
+            result = login_result(exc)
+            state.counts[result] += 1
+            state.last_result = result
+            self._last_error = exc
+            state.refusals = state.refusals + 1 if result == "refused" else 0
+            delay = self._backoff(result)
+            state.next_attempt = self._clock() + delay
+            # a refusal is logged once per streak; an outage is logged by the endpoints' health
+            level = logging.WARNING if state.refusals == 1 else logging.DEBUG
+            log.log(
+                level,
+                "DMS login failed",
+                extra={"result": result, "retry_in_seconds": round(delay), "error": str(exc)},
+            )
+            raise
+        finally:
+            self._attempt = None
+        state.counts["success"] += 1
+        state.last_result = "success"
+        state.refusals = 0
+        state.next_attempt = None
+        self._last_error = None
+        renew_in = math.inf
+        if _is_seconds(expires_in) and expires_in > 0:
+            renew_in = expires_in - min(60.0, expires_in / 10)
+        self._token = token
+        self._renew_at = asyncio.get_running_loop().time() + renew_in
+        log.debug("logged in to the DMS", extra={"expires_in": expires_in})
+        return token
+
+    def _backoff(self, result: str) -> float:
+        """Seconds before the next login after a failure of kind ``result``."""
+        settings = self._client.settings
+        delay = settings.login_backoff_initial
+        if result == "refused":
+            doublings = min(self.state.refusals - 1, 60)  # 2**60 s is beyond any max
+            delay = min(delay * 2**doublings, settings.login_backoff_max)
+        return delay * self._rng.uniform(1 - BACKOFF_JITTER, 1)
+
+    def _in_backoff(self) -> bool:
+        next_attempt = self.state.next_attempt
+        return next_attempt is not None and self._clock() < next_attempt
+
+    def _backoff_error(self, endpoint: EndpointSettings, last: DmsApiError) -> DmsApiError:
+        """The last login failure again, for a caller that comes during the backoff."""
+        assert self.state.next_attempt is not None
+        wait = self.state.next_attempt - self._clock()
+        detail = f"no login before the backoff ends in {wait:.0f}s; the last one failed: "
+        detail += str(last).split(": ", 2)[-1]  # without "endpoint: POST path: "
+        path = self._client.settings.login_path
+        kwargs = {"status": last.status, "code": last.code}
+        return self._client._error(type(last), endpoint, "POST", path, detail, **kwargs)
 
     async def _post_login(self, endpoint: EndpointSettings) -> tuple[str, Any]:
-        """POST the credentials; ``(token, expiresIn)``. 401 or 403 is a ``DmsAuthError``."""
+        """POST the credentials; ``(token, expiresIn)``. A refusal (401, 403 or a code in
+        ``REFUSAL_CODES``) is a ``DmsAuthError``."""
         client = self._client
         settings = client.settings
         path = settings.login_path
         credentials = {"username": settings.username, "password": settings.password}
         try:
             body = await client._request(endpoint, "POST", path, json_body=credentials)
-        except (DmsAuthError, DmsHttpError) as exc:
-            if exc.status not in (401, 403):
+        except (DmsAuthError, DmsHttpError, DmsUnavailableError) as exc:
+            if exc.status not in (401, 403) and exc.code not in REFUSAL_CODES:
                 raise
             detail = f"login as {settings.username!r} refused: HTTP {exc.status}"
+            if exc.code:
+                detail += f" {exc.code}"
             kwargs = {"status": exc.status, "code": exc.code}
             raise client._error(DmsAuthError, endpoint, "POST", path, detail, **kwargs) from exc
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise client._error(DmsPayloadError, endpoint, "POST", path, "no token in the answer")
         return token, body.get("expiresIn")
+
+
+def _retrieve(task: asyncio.Task[str]) -> None:
+    """Mark a login's failure as seen, when every poll waiting for it has given up."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _is_seconds(value: Any) -> bool:

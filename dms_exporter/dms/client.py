@@ -21,6 +21,7 @@ import math
 import re
 import ssl
 import time
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any, Self
 
@@ -38,6 +39,7 @@ from ..errors import (
     DmsTimeoutError,
     DmsUnavailableError,
 )
+from ..model import LoginState
 from .auth import Login
 
 __all__ = ["DmsClient"]
@@ -58,18 +60,26 @@ _CONNECTION_FIELDS = (
 class DmsClient:
     """Talks to one DMS. Create it anywhere; its session is made on first use in the loop."""
 
-    def __init__(self, settings: DmsSettings) -> None:
+    def __init__(
+        self,
+        settings: DmsSettings,
+        login_state: LoginState | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``login_state`` receives the login counts and backoff (a new one if not given);
+        ``clock`` (Unix time) times the login backoff."""
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(settings.max_concurrency)
-        self._login = Login(self)
+        self._login = Login(self, login_state or LoginState(), clock=clock)
         #: loop time before which no request should start (a Retry-After of the DMS)
         self.paused_until = 0.0
 
     @property
     def logins(self) -> dict[str, int]:
-        """Login attempts by result, ``success`` and ``failure``."""
-        return self._login.counts
+        """Login attempts by result (``model.LOGIN_RESULTS``)."""
+        return self._login.state.counts
 
     def same_connection(self, settings: DmsSettings) -> bool:
         """True if ``settings`` reach and log in to the DMS as this client does, so the

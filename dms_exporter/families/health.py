@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import ERROR_REASONS
 from ..exposition import Family, Sample
-from ..model import EndpointStatus
+from ..model import LOGIN_RESULTS, EndpointStatus
 from . import counter, gauge, info
 
 __all__ = ["health_families"]
@@ -20,6 +20,7 @@ def health_families(
     *,
     dms_up: bool | None,
     logins: Mapping[str, int],
+    login_next_attempt: float | None = None,
     render_durations: Mapping[str, float],
     config_reload_ok: bool,
     config_reload_ts: float | None,
@@ -28,7 +29,8 @@ def health_families(
 ) -> list[Family]:
     """``dms_up``, per-endpoint poll health, logins, render durations, config and build info.
 
-    ``logins`` maps ``success``/``failure`` to counts; ``render_durations`` maps group to the
+    ``logins`` maps each of ``LOGIN_RESULTS`` to a count; ``login_next_attempt`` is the Unix time
+    a login backoff ends (None: no backoff); ``render_durations`` maps group to the
     seconds its last render took. Timestamps and durations not known yet have no sample, nor
     have ``dms_up`` and ``dms_exporter_endpoint_up`` while pending (before the first poll): an
     exporter that has just started is not down.
@@ -122,9 +124,16 @@ def health_families(
         ),
         counter(
             "dms_exporter_logins",
-            "Logins to the DMS, by result.",
+            "Logins to the DMS (POST dms.login_path), by result: success, refused (wrong"
+            " credentials), unreachable (connection failed or timed out), error (any other).",
             ("result",),
-            [((r,), logins.get(r, 0)) for r in ("success", "failure")],
+            [((r,), logins.get(r, 0)) for r in LOGIN_RESULTS],
+        ),
+        gauge(
+            "dms_exporter_login_next_attempt_timestamp_seconds",
+            "Unix time before which no login to the DMS is tried, after a failed login"
+            " (0 without a backoff).",
+            samples=[((), login_next_attempt or 0)],
         ),
         gauge(
             "dms_exporter_render_duration_seconds",
