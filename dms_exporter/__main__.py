@@ -14,7 +14,8 @@ from typing import NoReturn
 from aiohttp import web
 
 from . import __version__
-from .config import Config, demo_config, load_config
+from .config import demo_mapping
+from .console import ConfigSource, Console, StateFile, default_state_path
 from .errors import ConfigError
 from .exporter import Exporter
 from .logs import LEVELS, setup_logging
@@ -63,6 +64,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"host:port to serve on (default :{DEFAULT_PORT}; 127.0.0.1:{DEFAULT_PORT} "
         "with --demo)",
     )
+    parser.add_argument(
+        "--console.state-file",
+        dest="state_file",
+        default=None,
+        help="where console edits are kept (default: next to the config file, "
+        "dms.yml -> dms.console.json; with --demo: in memory unless given)",
+    )
     parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument(
         "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
@@ -99,10 +107,14 @@ def split_listen_address(address: str) -> tuple[str | None, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dms-exporter`` console script."""
     args = parse_args(argv)
-    config: Config | None = None
+    source: ConfigSource | None = None
     if args.config_file:
         try:
-            config = load_config(args.config_file)
+            source = ConfigSource(
+                StateFile(args.state_file or default_state_path(args.config_file)),
+                path=args.config_file,
+            )
+            config = source.build(source.edits)
         except ConfigError as exc:
             for problem in str(exc).splitlines():
                 print(f"dms-exporter: invalid configuration: {problem}", file=sys.stderr)
@@ -119,11 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dms-exporter: {exc}", file=sys.stderr)
         return 1
     secrets = setup_logging(args.log_level, args.log_format)
-    if config is not None:
+    if source is not None:
         secrets.secrets.add(config.dms.password)
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(args, config, host, port, secrets.secrets))
+            asyncio.run(_serve(args, source, host, port, secrets.secrets))
     except StartupError as exc:
         log.error("cannot start", extra={"error": str(exc)})
         return 1
@@ -132,19 +144,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _serve(
     args: argparse.Namespace,
-    config: Config | None,
+    source: ConfigSource | None,
     host: str | None,
     port: int,
     secrets: set[str],
 ) -> None:
-    async with _dms_config(args, config) as running_config:
+    async with _dms_config(args, source) as source:
+        running_config = source.build(source.edits)
         secrets.add(running_config.dms.password)
         exporter = Exporter(
             running_config,
             config_file=args.config_file,
             on_config=lambda new: secrets.add(new.dms.password),
+            loader=source.load,
         )
-        runner = web.AppRunner(make_app(exporter), access_log=None)
+        runner = web.AppRunner(make_app(exporter, Console(exporter, source)), access_log=None)
         await runner.setup()
         try:
             try:
@@ -166,10 +180,12 @@ async def _serve(
 
 
 @contextlib.asynccontextmanager
-async def _dms_config(args: argparse.Namespace, config: Config | None) -> AsyncIterator[Config]:
+async def _dms_config(
+    args: argparse.Namespace, source: ConfigSource | None
+) -> AsyncIterator[ConfigSource]:
     """The config to run: the file's, or a demo config pointing at an embedded simulator."""
-    if config is not None:
-        yield config
+    if source is not None:
+        yield source
         return
     from .simulator import start_simulator  # only the demo needs it
 
@@ -177,7 +193,12 @@ async def _dms_config(args: argparse.Namespace, config: Config | None) -> AsyncI
         log.info(
             "demo simulator started", extra={"url": sim.base_url, "devices": args.demo_devices}
         )
-        yield demo_config(sim.base_url, sim.username, sim.password)
+        mapping = demo_mapping(sim.base_url, sim.username, sim.password)
+        try:
+            source = ConfigSource(StateFile(args.state_file), mapping=mapping, name="<demo>")
+        except ConfigError as exc:  # the demo's --console.state-file
+            raise StartupError(str(exc)) from None
+        yield source
 
 
 async def _wait_for_signals(exporter: Exporter) -> None:

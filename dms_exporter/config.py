@@ -30,6 +30,7 @@ __all__ = [
     "TlsSettings",
     "config_from_mapping",
     "demo_config",
+    "demo_mapping",
     "load_config",
 ]
 
@@ -126,12 +127,17 @@ def demo_config(base_url: str, username: str, password: str, **overrides: Any) -
 
     ``overrides`` are top-level config keys, merged recursively over the demo's mapping.
     """
+    return config_from_mapping(demo_mapping(base_url, username, password, **overrides), "<demo>")
+
+
+def demo_mapping(base_url: str, username: str, password: str, **overrides: Any) -> dict[str, Any]:
+    """The mapping ``demo_config`` validates (the console overlays its edits on it)."""
     data: dict[str, Any] = {
         "dms": {"url": base_url, "username": username, "password": password, "proxy": "direct"},
         "defaults": {"interval": "5s"},
         "endpoints": {"alarms": {"interval": "2s"}},
     }
-    return config_from_mapping(_merged(data, overrides), "<demo>")
+    return _merged(data, overrides)
 
 
 def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

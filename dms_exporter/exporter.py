@@ -45,12 +45,15 @@ class Exporter:
         config_file: str | None = None,
         clock: Callable[[], float] = time.time,
         on_config: Callable[[Config], None] | None = None,
+        loader: Callable[[], Config] | None = None,
     ) -> None:
         """``on_config`` is called with every config applied by a reload (the CLI teaches the
-        log's secrets filter the new password with it)."""
+        log's secrets filter the new password with it). ``loader`` builds the config a reload
+        applies (default: ``load_config(config_file)``; the console overlays its edits)."""
         self.config = config
         self._on_config = on_config
         self.config_file = config_file
+        self._loader = loader
         self.store = Store(config, clock=clock)
         self._clock = clock
         self._client: DmsClient | None = None
@@ -96,9 +99,7 @@ class Exporter:
             if self.config_file is None or self._stopped:
                 return self.config_file is None
             try:
-                new = await asyncio.get_running_loop().run_in_executor(
-                    None, load_config, self.config_file
-                )
+                new = await asyncio.get_running_loop().run_in_executor(None, self._load)
             except ConfigError as exc:
                 self.reload_error = str(exc)
                 for problem in str(exc).splitlines():
@@ -128,6 +129,12 @@ class Exporter:
                     "config file unchanged, nothing to apply", extra={"file": self.config_file}
                 )
             return True
+
+    def _load(self) -> Config:
+        if self._loader is not None:
+            return self._loader()
+        assert self.config_file is not None
+        return load_config(self.config_file)
 
     async def apply_config(self, new: Config) -> None:
         """Apply an already validated config, changing only what differs (serialized with

@@ -16,6 +16,7 @@ import zlib
 from aiohttp import web
 
 from . import __version__
+from .console import Console, add_console
 from .exporter import Exporter, RefreshTooSoonError, UnknownEndpointError
 from .exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, choose_format
 from .model import ENDPOINTS
@@ -31,10 +32,13 @@ INFLATE_STEP = 64 * 1024
 log = logging.getLogger(__name__)
 
 
-def make_app(exporter: Exporter) -> web.Application:
-    """The aiohttp application serving ``exporter``; it starts and stops the exporter."""
+def make_app(exporter: Exporter, console: Console | None = None) -> web.Application:
+    """The aiohttp application serving ``exporter`` (and ``console`` under ``/console/``);
+    it starts and stops the exporter."""
     app = web.Application()
     app[EXPORTER_KEY] = exporter
+    if console is not None:
+        add_console(app, console)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", landing)
     app.router.add_get("/-/healthy", healthy)
@@ -115,6 +119,7 @@ async def landing(request: web.Request) -> web.Response:
     links = "".join(
         f'<li><a href="{href}">{html.escape(text)}</a></li>'
         for href, text in (
+            ("/console/", "Console"),
             ("/metrics", "Metrics"),
             ("/api/v1/endpoints", "Endpoint status (JSON)"),
             ("/-/healthy", "Health"),

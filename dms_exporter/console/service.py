@@ -1,0 +1,132 @@
+"""Console edits: validate, keep, apply; one at a time, each on the latest state.
+
+Every edit runs under one lock: it takes the latest ``Edits``, changes its one field, builds the
+config (the config's own validator judges the value), writes the state file, and only then
+applies the config through ``Exporter.apply_config``. A value the validator rejects, or a state
+file that cannot be written, raises ``EditError`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+
+from ..config import Config
+from ..errors import ConfigError
+from ..exporter import Exporter
+from ..model import ENDPOINTS
+from .devices import DeviceIndexCache
+from .source import ConfigSource
+from .state import Edits, check_description
+
+__all__ = ["Console", "EditError"]
+
+
+class EditError(Exception):
+    """An edit that was refused: ``field`` names the form field, ``message`` says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class Console:
+    """The console's model: the exporter it edits, the config source and the device index."""
+
+    def __init__(self, exporter: Exporter, source: ConfigSource) -> None:
+        self.exporter = exporter
+        self.source = source
+        self.devices = DeviceIndexCache()
+        self._lock = asyncio.Lock()
+
+    async def set_endpoint(
+        self, name: str, *, enabled: bool | None = None, interval: str | None = None
+    ) -> None:
+        """Switch an endpoint on/off and/or set its interval (a duration, as in YAML)."""
+        self._known_endpoint(name)
+        if enabled is not None:
+            await self._edit("enabled", lambda e: e.set("enabled", name, enabled))
+        if interval is not None:
+            await self._edit("interval", lambda e: e.set("interval", name, interval.strip()))
+
+    async def revert_endpoint(self, name: str, field: str) -> None:
+        """Drop the console's value of ``field`` (enabled or interval): the file's applies."""
+        self._known_endpoint(name)
+        if field not in ("enabled", "interval"):
+            raise EditError("revert", f"unknown field {field!r}")
+        await self._edit(field, lambda e: e.set(field, name, None))
+
+    async def set_description(self, device_id: str, text: str | None) -> None:
+        """Set (None: revert) a device's custom description."""
+        if text is not None:
+            text = text.strip()
+            problem = check_description(text)
+            if problem:
+                raise EditError("description", problem)
+        devices = self.exporter.store.tables["devices"]
+        known = devices is None or any(d.id == device_id for d in devices.rows)
+        if not known and device_id not in self.source.edits.descriptions:
+            raise EditError("description", f"unknown device {device_id!r}")
+        if self.source.descriptions_file is None:
+            await self._edit("description", lambda e: e.set("descriptions", device_id, text))
+            return
+        if device_id in self.source.inline_descriptions:
+            raise EditError(
+                "description",
+                "set in the config file (display_names.devices), which wins over "
+                "display_names.file: change it there",
+            )
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(None, self.source.write_description, device_id, text)
+            except (OSError, ConfigError) as exc:
+                raise EditError("description", _why(exc)) from None
+            await self._apply("description", self.source.edits)
+
+    async def set_setting(self, name: str, value: bool | str | None) -> None:
+        """Set (None: revert) ``allow_schedule_authorization`` or ``alarm_retrieval``."""
+        if name not in ("allow_schedule_authorization", "alarm_retrieval"):
+            raise EditError("setting", f"unknown setting {name!r}")
+        await self._edit(name, lambda e: e.set(name, None, value))
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _known_endpoint(self, name: str) -> None:
+        if name not in ENDPOINTS:
+            raise EditError("endpoint", f"unknown endpoint {name!r}")
+
+    async def _edit(self, field: str, change: Callable[[Edits], Edits]) -> None:
+        async with self._lock:
+            edits = change(self.source.edits)
+            config = self._build(field, edits)
+            # an interval typed as text ("2m") is kept as the seconds the validator read
+            edits = replace(
+                edits, interval={n: config.endpoints[n].interval for n in edits.interval}
+            )
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.source.state.save, edits
+                )
+            except OSError as exc:
+                raise EditError(field, _why(exc)) from None
+            self.source.edits = edits
+            await self.exporter.apply_config(config)
+
+    async def _apply(self, field: str, edits: Edits) -> None:
+        await self.exporter.apply_config(self._build(field, edits))
+
+    def _build(self, field: str, edits: Edits) -> Config:
+        try:
+            return self.source.build(edits)
+        except ConfigError as exc:
+            raise EditError(field, _why(exc, self.source.name)) from None
+
+
+def _why(exc: Exception, source: str = "") -> str:
+    """A short reason for the page: without the config file's name in front."""
+    if isinstance(exc, OSError):
+        return f"cannot write {exc.filename or 'the state file'}: {exc.strerror or exc}"
+    return str(exc).removeprefix(f"{source}: ")

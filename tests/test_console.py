@@ -1,0 +1,293 @@
+"""The console over HTTP against a real simulator: pages, edits, the state file, reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp.test_utils import TestClient, TestServer
+from conftest import samples, scrape, value, wait_until_ready
+
+from dms_exporter.console import ConfigSource, Console, StateFile, default_state_path
+from dms_exporter.console.state import MAX_DESCRIPTION
+from dms_exporter.errors import ConfigError
+from dms_exporter.exporter import Exporter
+from dms_exporter.simulator import Simulator
+from dms_exporter.web import make_app
+
+PAGES = ("endpoints", "devices", "authorization", "destinations", "alarms", "settings")
+
+Start = Callable[..., Awaitable[TestClient]]
+
+
+def write_config(path: Path, sim: Simulator, **extra: Any) -> Path:
+    data = {
+        "dms": {
+            "url": sim.base_url,
+            "username": sim.username,
+            "password": sim.password,
+            "proxy": "direct",
+        },
+        "defaults": {"interval": "60s"},
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+async def start_console() -> AsyncIterator[Start]:
+    """Start the exporter with its console for a config file, as the command line does."""
+    clients: list[TestClient] = []
+
+    async def start(config_file: Path) -> TestClient:
+        source = ConfigSource(
+            StateFile(default_state_path(str(config_file))), path=str(config_file)
+        )
+        exporter = Exporter(
+            source.build(source.edits), config_file=str(config_file), loader=source.load
+        )
+        client = TestClient(
+            TestServer(make_app(exporter, Console(exporter, source)), host="127.0.0.1")
+        )
+        await client.start_server()
+        clients.append(client)
+        await wait_until_ready(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+
+
+def device_ids(sim: Simulator) -> list[str]:
+    return list(sim.world.devices)
+
+
+def device_json(sim: Simulator, n: int) -> dict[str, Any]:
+    return sim.world.devices[device_ids(sim)[n]]
+
+
+def exporter_of(client: TestClient) -> Exporter:
+    from dms_exporter.web import EXPORTER_KEY
+
+    return client.server.app[EXPORTER_KEY]
+
+
+async def post(client: TestClient, path: str, **form: str) -> tuple[int, str]:
+    response = await client.post(path, data=form, allow_redirects=False)
+    return response.status, await response.text()
+
+
+def errors_in(page: str) -> list[str]:
+    return re.findall(r'class="error" role="alert">([^<]*)<', page)
+
+
+async def test_every_page_answers_200_and_shows_the_data(simulator, tmp_path, start_console):
+    client = await start_console(write_config(tmp_path / "dms.yml", simulator))
+    device = device_json(simulator, 0)
+    for page in PAGES:
+        response = await client.get(f"/console/{page}")
+        assert response.status == 200, page
+        assert "text/html" in response.headers["Content-Type"]
+    devices = await (await client.get("/console/devices")).text()
+    assert f'data-device="{device["id"]}"' in devices
+    response = await client.get("/console/device", params={"id": device["id"]})
+    assert response.status == 200
+    assert device["serialNumber"] in await response.text()
+    assert (await client.get("/console/device", params={"id": "nope"})).status == 404
+    first = await client.get("/console/", allow_redirects=False)
+    assert first.status == 303 and first.headers["Location"] == "/console/endpoints"
+
+
+async def test_bad_values_get_a_message_and_change_nothing(simulator, tmp_path, start_console):
+    config_file = write_config(tmp_path / "dms.yml", simulator)
+    client = await start_console(config_file)
+    exporter = exporter_of(client)
+    before = exporter.config
+    device_id = device_ids(simulator)[0]
+    for path, form, message in (
+        ("/console/endpoints/devices", {"interval": "0"}, "must be more than zero"),
+        ("/console/endpoints/devices", {"interval": "fast"}, "must be a duration"),
+        (
+            "/console/devices/description",
+            {
+                "device_id": device_id,
+                "description": "x" * (MAX_DESCRIPTION + 1),
+                "next": f"/console/devices?q={device_id}",
+            },
+            f"at most {MAX_DESCRIPTION} characters",
+        ),
+        (
+            "/console/devices/description",
+            {"device_id": device_id, "description": "two\nlines"},
+            "one line",
+        ),
+        (
+            "/console/devices/description",
+            {"device_id": "no-such-device", "description": "x"},
+            "unknown device",
+        ),
+        ("/console/settings", {"setting": "alarm_retrieval", "value": "some"}, "must be"),
+    ):
+        status, page = await post(client, path, **form)
+        assert status == 400, (path, form)
+        assert len(errors_in(page)) == 1 and message in errors_in(page)[0], errors_in(page)
+        assert 'aria-invalid="true"' in page or form.get("device_id") != device_id
+    status, _ = await post(client, "/console/endpoints/bogus", enabled="false")
+    assert status == 404
+    assert exporter.config is before
+    assert not Path(default_state_path(str(config_file))).exists()
+
+
+async def test_an_edit_applies_at_once_and_is_kept_in_the_state_file(
+    simulator, tmp_path, start_console
+):
+    config_file = write_config(tmp_path / "dms.yml", simulator)
+    client = await start_console(config_file)
+    status, _ = await post(client, "/console/endpoints/devices", interval="2m")
+    assert status == 303
+    status, _ = await post(client, "/console/endpoints/groups", enabled="false")
+    assert status == 303
+    exporter = exporter_of(client)
+    assert exporter.config.endpoints["devices"].interval == 120
+    body = await scrape(client)
+    assert "Refreshed every 120s" in body
+    assert value(body, "dms_exporter_endpoint_enabled", endpoint="groups") == 0
+    assert not samples(body, "dms_group_info")
+    state = json.loads(Path(default_state_path(str(config_file))).read_text())
+    assert state["endpoints"] == {"devices": {"interval": 120.0}, "groups": {"enabled": False}}
+    page = await (await client.get("/console/endpoints")).text()
+    assert page.count("set in console, overrides") == 2
+    assert not list(tmp_path.glob(".dms.console.json.*"))  # no temporary file left behind
+
+
+async def test_two_browsers_editing_at_once_lose_no_edit(simulator, tmp_path, start_console):
+    config_file = write_config(tmp_path / "dms.yml", simulator)
+    client = await start_console(config_file)
+    ids = device_ids(simulator)[:8]
+    results = await asyncio.gather(
+        *(
+            post(client, "/console/devices/description", device_id=i, description=f"rack {i}")
+            for i in ids
+        ),
+        post(client, "/console/endpoints/alarms", interval="45s"),
+        post(client, "/console/settings", setting="alarm_retrieval", value="all"),
+    )
+    assert [status for status, _ in results] == [303] * (len(ids) + 2)
+    state = json.loads(Path(default_state_path(str(config_file))).read_text())
+    assert state["descriptions"] == {i: f"rack {i}" for i in ids}
+    assert state["endpoints"] == {"alarms": {"interval": 45.0}}
+    assert state["alarm_retrieval"] == "all"
+    body = await scrape(client)
+    for i in ids:
+        assert samples(body, "dms_device_info", device_id=i)[0][0]["display_name"] == f"rack {i}"
+
+
+async def test_reload_keeps_console_edits_and_revert_restores_the_file_value(
+    simulator, tmp_path, start_console
+):
+    device_id = device_ids(simulator)[3]
+    config_file = write_config(
+        tmp_path / "dms.yml", simulator, display_names={"devices": {device_id: "From YAML"}}
+    )
+    client = await start_console(config_file)
+
+    def display_name(body: str) -> str:
+        return samples(body, "dms_device_info", device_id=device_id)[0][0]["display_name"]
+
+    assert display_name(await scrape(client)) == "From YAML"
+    status, _ = await post(
+        client, "/console/devices/description", device_id=device_id, description="From console"
+    )
+    assert status == 303
+    assert display_name(await scrape(client)) == "From console"
+    devices = await (await client.get("/console/devices", params={"q": device_id})).text()
+    assert "set in console, overrides" in devices and "From YAML" in devices
+
+    assert (await client.post("/-/reload")).status == 200  # the YAML is unchanged
+    assert display_name(await scrape(client)) == "From console"
+
+    status, _ = await post(client, "/console/devices/description", device_id=device_id, revert="1")
+    assert status == 303
+    assert display_name(await scrape(client)) == "From YAML"
+    state = json.loads(Path(default_state_path(str(config_file))).read_text())
+    assert "descriptions" not in state
+
+
+async def test_settings_switches_change_metrics_and_pages(simulator, tmp_path, start_console):
+    client = await start_console(write_config(tmp_path / "dms.yml", simulator))
+    page = await (await client.get("/console/authorization")).text()
+    assert "Schedule authorizations" in page
+    status, _ = await post(
+        client, "/console/settings", setting="allow_schedule_authorization", value="false"
+    )
+    assert status == 303
+    body = await scrape(client)
+    assert not samples(body, "dms_schedule_authorization_info")
+    page = await (await client.get("/console/authorization")).text()
+    assert "Schedule authorizations" not in page
+    settings = await (await client.get("/console/settings")).text()
+    assert "set in console, overrides" in settings
+    status, _ = await post(
+        client, "/console/settings", setting="allow_schedule_authorization", revert="1"
+    )
+    assert status == 303
+    assert exporter_of(client).config.allow_schedule_authorization is True
+
+
+async def test_descriptions_go_to_the_display_names_file(simulator, tmp_path, start_console):
+    inline_id, file_id = device_ids(simulator)[:2]
+    names = tmp_path / "names.yml"
+    names.write_text(yaml.safe_dump({file_id: "From file"}))
+    config_file = write_config(
+        tmp_path / "dms.yml",
+        simulator,
+        display_names={"file": "names.yml", "devices": {inline_id: "Inline"}},
+    )
+    client = await start_console(config_file)
+    status, _ = await post(
+        client, "/console/devices/description", device_id=file_id, description="Edited"
+    )
+    assert status == 303
+    assert yaml.safe_load(names.read_text()) == {file_id: "Edited"}
+    body = await scrape(client)
+    assert samples(body, "dms_device_info", device_id=file_id)[0][0]["display_name"] == "Edited"
+    status, page = await post(
+        client, "/console/devices/description", device_id=inline_id, description="Nope"
+    )
+    assert status == 400 and "display_names.devices" in errors_in(page)[0]
+    assert not Path(default_state_path(str(config_file))).exists()
+
+
+async def test_a_state_file_that_cannot_be_written_changes_nothing(
+    simulator, tmp_path, start_console
+):
+    config_file = write_config(tmp_path / "dms.yml", simulator)
+    client = await start_console(config_file)
+    exporter = exporter_of(client)
+    before = exporter.config
+    Path(default_state_path(str(config_file))).mkdir()  # a directory where the file should go
+    status, page = await post(client, "/console/endpoints/devices", interval="2m")
+    assert status == 400 and "cannot write" in errors_in(page)[0]
+    assert exporter.config is before
+
+
+def test_a_bad_state_file_is_refused_naming_it(tmp_path):
+    path = tmp_path / "dms.console.json"
+    for text, problem in (
+        ("{not json", "not a console state file"),
+        ('{"endpoints": {"bogus": {"enabled": false}}}', "endpoints.bogus: unknown endpoint"),
+        ('{"endpoints": {"devices": {"interval": "fast"}}}', "must be a number of seconds"),
+        ('{"descriptions": {"d": 5}}', "descriptions.d: must be text"),
+    ):
+        path.write_text(text)
+        with pytest.raises(ConfigError) as error:
+            StateFile(str(path)).load()
+        assert str(path) in str(error.value) and problem in str(error.value)
