@@ -1,0 +1,335 @@
+"""The console in a real browser: headless Chromium (Selenium) against the exporter and the
+simulator, both real processes on 127.0.0.1, with 20,000 devices.
+
+The tests share one simulator, one exporter (restarted by one test) and one browser session, and
+run in file order: each builds on the state the previous ones left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from browser import browser_missing, chromium
+from conftest import samples
+from test_cli import free_port, wait_for
+
+pytestmark = pytest.mark.skipif(bool(browser_missing()), reason=str(browser_missing()))
+
+DEVICES = 20_000
+PAGES = ("endpoints", "devices", "authorization", "destinations", "alarms", "settings")
+WAIT = 20.0  # seconds: generous, the machine is shared
+
+
+@dataclass
+class Stack:
+    """The simulator's URL, the config file and the running exporter."""
+
+    dms_url: str
+    config: Path
+    port: int
+    exporter: subprocess.Popen[str] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_exporter(self) -> None:
+        self.exporter = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dms_exporter",
+                "--config.file",
+                str(self.config),
+                "--web.listen-address",
+                f"127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(f"{self.base}/-/ready", timeout=60)
+
+    def stop_exporter(self) -> str:
+        assert self.exporter is not None
+        self.exporter.terminate()
+        _, stderr = self.exporter.communicate(timeout=15)
+        self.exporter = None
+        return stderr
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"{self.base}/metrics", timeout=10) as response:
+            return response.read().decode()
+
+
+def _spawn(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    sim_port = free_port()
+    sim = _spawn(
+        [
+            "-m",
+            "dms_exporter.simulator",
+            "--devices",
+            str(DEVICES),
+            "--frozen",
+            "--listen-address",
+            f"127.0.0.1:{sim_port}",
+        ]
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{sim_port}/_sim/state", timeout=60)
+        config = tmp_path_factory.mktemp("console") / "dms.yml"
+        stack = Stack(f"http://127.0.0.1:{sim_port}/dms-api/v1", config, free_port())
+        write_config(stack, {})
+        stack.start_exporter()
+        try:
+            yield stack
+        finally:
+            if stack.exporter is not None:
+                stack.stop_exporter()
+    finally:
+        sim.terminate()
+        sim.wait(timeout=15)
+
+
+def write_config(stack: Stack, display_names: dict[str, str]) -> None:
+    stack.config.write_text(
+        yaml.safe_dump(
+            {
+                "dms": {
+                    "url": stack.dms_url,
+                    "username": "monitor",
+                    "password": "monitor-secret",
+                    "proxy": "direct",
+                },
+                "defaults": {"interval": "60s"},
+                "display_names": {"devices": display_names},
+            }
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as driver:
+        driver.set_page_load_timeout(WAIT)
+        yield driver
+
+
+def wait_until(condition: Any, what: str, timeout: float = WAIT) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+        except StaleElementReferenceException:  # the element was replaced while we read it
+            result = None
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def console_errors(driver: Any) -> list[dict[str, Any]]:
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def by_css(driver: Any, selector: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+def all_css(driver: Any, selector: str) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def lines(body: str, name: str, needle: str = "") -> list[tuple[dict[str, str], float]]:
+    """The samples of ``name`` whose line holds ``needle``: the exposition of 20,000 devices is
+    tens of megabytes, too much to parse whole in a test, so only those lines are parsed."""
+    prefixes = (name + "{", name + " ")
+    chosen = [line for line in body.splitlines() if line.startswith(prefixes) and needle in line]
+    return samples("\n".join(chosen) + "\n", name)
+
+
+def display_names(body: str, device_id: str) -> dict[str, set[str]]:
+    """The display_name of ``device_id`` on each family that carries it."""
+    needle = f'device_id="{device_id}"'
+    return {
+        name: {labels["display_name"] for labels, _ in lines(body, name, needle)}
+        for name in ("dms_device_info", "dms_device_authorized_services", "dms_destination_info")
+    }
+
+
+def reload_time(stack: Stack) -> float:
+    """When the config was last loaded (at start, then at each successful reload)."""
+    name = "dms_exporter_config_last_reload_success_timestamp_seconds"
+    return lines(stack.metrics(), name)[0][1]
+
+
+def a_device_with_destinations(stack: Stack) -> str:
+    body = stack.metrics()
+    authorized = {
+        labels["device_id"]
+        for labels, v in lines(body, "dms_device_authorized_services", 'source="permanent"')
+        if v > 0
+    }
+    return next(
+        labels["device_id"]
+        for labels, _ in lines(body, "dms_destination_info")
+        if labels["device_id"] in authorized
+    )
+
+
+def test_every_page_renders_without_console_errors(stack, browser):
+    browser.get(f"{stack.base}/console/devices")
+    first = by_css(browser, "tr[data-device] td.key a").get_attribute("href")
+    for url in [f"{stack.base}/console/{page}" for page in PAGES] + [first]:
+        browser.get(url)
+        assert by_css(browser, "h1").text, url
+        assert console_errors(browser) == [], url
+    # the script has turned every time into local time with "… ago"
+    browser.get(f"{stack.base}/console/endpoints")
+    assert "ago)" in by_css(browser, "#endpoint-devices .last-poll time").text
+
+
+def test_refresh_polls_and_updates_the_row(stack, browser):
+    browser.get(f"{stack.base}/console/endpoints")
+    selector = "#endpoint-alarms .last-poll time"
+    before = float(by_css(browser, selector).get_attribute("data-ts"))
+    time.sleep(0.05)  # so the next poll's time differs even on a coarse clock
+    by_css(browser, "#endpoint-alarms form[data-refresh] button").click()
+    wait_until(
+        lambda: float(by_css(browser, selector).get_attribute("data-ts")) > before,
+        "the alarms row shows a newer last poll",
+    )
+    assert console_errors(browser) == []
+
+
+def test_a_bad_interval_gets_a_message_and_changes_nothing(stack, browser):
+    browser.get(f"{stack.base}/console/endpoints")
+    field = by_css(browser, "#endpoint-devices input[name=interval]")
+    field.clear()
+    field.send_keys("0")
+    by_css(browser, "#endpoint-devices form.interval button").click()
+    message = wait_until(lambda: all_css(browser, "#endpoint-devices .error"), "a message")
+    assert "must be more than zero" in message[0].text
+    # the refused form answers 400, which Chromium logs; nothing else may be logged
+    assert [e["message"] for e in console_errors(browser)] == [
+        f"{stack.base}/console/endpoints/devices - Failed to load resource: the server "
+        "responded with a status of 400 (Bad Request)"
+    ]
+    assert "Refreshed every 60s. Polled from GET /devices." in stack.metrics()
+
+
+def test_switching_an_endpoint_off_removes_its_series(stack, browser):
+    assert lines(stack.metrics(), "dms_group_info")
+    browser.get(f"{stack.base}/console/endpoints")
+    by_css(browser, "#endpoint-groups input[type=checkbox]").click()
+    wait_until(
+        lambda: "set in console" in by_css(browser, "#endpoint-groups").text,
+        "the page says the console switched groups off",
+    )
+    body = stack.metrics()
+    assert not lines(body, "dms_group_info")
+    assert lines(body, "dms_exporter_endpoint_enabled", '"groups"')[0][1] == 0
+
+
+def test_a_description_edit_becomes_the_display_name_everywhere(stack, browser):
+    device_id = a_device_with_destinations(stack)
+    write_config(stack, {device_id: "From YAML"})  # for the revert test; applied by SIGHUP
+    os.kill(stack.exporter.pid, signal.SIGHUP)  # type: ignore[union-attr]
+    wait_until(
+        lambda: display_names(stack.metrics(), device_id)["dms_device_info"] == {"From YAML"},
+        "the YAML description is applied",
+    )
+    browser.get(f"{stack.base}/console/devices?q={device_id}")
+    field = by_css(browser, f'tr[data-device="{device_id}"] input[name=description]')
+    field.clear()
+    field.send_keys("KXYZ Denver rack 3")
+    by_css(browser, f'tr[data-device="{device_id}"] form.description button').click()
+    wait_until(
+        lambda: "set in console" in by_css(browser, f'tr[data-device="{device_id}"]').text,
+        "the row says the description is set in the console",
+    )
+    assert by_css(browser, f'tr[data-device="{device_id}"] td.key').text == "KXYZ Denver rack 3"
+    names = display_names(stack.metrics(), device_id)
+    assert names == {family: {"KXYZ Denver rack 3"} for family in names}
+    state = json.loads(stack.config.with_name("dms.console.json").read_text())
+    assert state["descriptions"] == {device_id: "KXYZ Denver rack 3"}
+
+
+def test_edits_survive_a_restart_and_a_sighup_with_the_yaml_unchanged(stack, browser):
+    stack.stop_exporter()
+    stack.start_exporter()
+    device_id = a_device_with_destinations(stack)
+    names = display_names(stack.metrics(), device_id)
+    assert names["dms_device_info"] == {"KXYZ Denver rack 3"}
+    started = reload_time(stack)
+    time.sleep(0.01)
+    os.kill(stack.exporter.pid, signal.SIGHUP)  # type: ignore[union-attr]
+    wait_until(lambda: reload_time(stack) > started, "the reload")
+    body = stack.metrics()
+    assert display_names(body, device_id)["dms_device_info"] == {"KXYZ Denver rack 3"}
+    assert lines(body, "dms_exporter_endpoint_enabled", '"groups"')[0][1] == 0
+    browser.get(f"{stack.base}/console/devices?q={device_id}")
+    assert by_css(browser, f'tr[data-device="{device_id}"] td.key').text == "KXYZ Denver rack 3"
+
+
+def test_revert_restores_the_yaml_value(stack, browser):
+    device_id = a_device_with_destinations(stack)
+    browser.get(f"{stack.base}/console/devices?q={device_id}")
+    by_css(browser, f'tr[data-device="{device_id}"] button[name=revert]').click()
+    wait_until(
+        lambda: by_css(browser, f'tr[data-device="{device_id}"] td.key').text == "From YAML",
+        "the display key is the YAML value again",
+    )
+    names = display_names(stack.metrics(), device_id)
+    assert names == {family: {"From YAML"} for family in names}
+    browser.get(f"{stack.base}/console/endpoints")
+    by_css(browser, "#endpoint-groups button[name=revert]").click()
+    wait_until(
+        lambda: lines(stack.metrics(), "dms_exporter_endpoint_enabled", '"groups"')[0][1] == 1,
+        "groups is polled again, as dms.yml says",
+    )
+
+
+def test_search_and_page_20000_devices(stack, browser):
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{stack.base}/console/devices")
+    assert f"of {DEVICES // 50} · {DEVICES} rows" in by_css(browser, ".pager").text
+    by_css(browser, "a[rel=next]").click()
+    wait_until(lambda: "page 2 of" in by_css(browser, ".pager").text, "page 2")
+    assert len(all_css(browser, "tr[data-device]")) == 50
+    serial = all_css(browser, "tr[data-device] td")[4].text
+    search = by_css(browser, "input[name=q]")
+    search.send_keys(serial, Keys.ENTER)
+    wait_until(lambda: "· 1 rows" in by_css(browser, ".pager").text, "one match for a serial")
+    assert all_css(browser, "tr[data-device] td")[4].text == serial
+    browser.get(f"{stack.base}/console/devices?state=online&sort=last_contact&desc=1&page=3")
+    rows = all_css(browser, "tr[data-device]")
+    assert len(rows) == 50
+    assert {r.find_element("css selector", ".badge").text for r in rows} <= {"online"}
+    assert console_errors(browser) == []
