@@ -168,6 +168,22 @@ async def test_an_edit_applies_at_once_and_is_kept_in_the_state_file(
     assert not list(tmp_path.glob(".dms.console.json.*"))  # no temporary file left behind
 
 
+async def test_refresh_polls_once_and_says_when_it_is_too_soon(simulator, tmp_path, start_console):
+    client = await start_console(write_config(tmp_path / "dms.yml", simulator))
+    exporter = exporter_of(client)
+    before = exporter.store.status("alarms").polls_total
+    response = await client.post(
+        "/console/endpoints/alarms/refresh", headers={"X-Console": "fetch"}
+    )
+    assert response.status == 200
+    row = await response.text()
+    assert row.lstrip().startswith('<tr id="endpoint-alarms"')
+    assert "Refresh works again in" in errors_in(row)[0]  # refresh_min_gap: 10s by default
+    assert exporter.store.status("alarms").polls_total == before
+    plain = await client.post("/console/endpoints/alarms/refresh", allow_redirects=False)
+    assert plain.status == 429 and "Refresh works again in" in errors_in(await plain.text())[0]
+
+
 async def test_two_browsers_editing_at_once_lose_no_edit(simulator, tmp_path, start_console):
     config_file = write_config(tmp_path / "dms.yml", simulator)
     client = await start_console(config_file)

@@ -121,6 +121,7 @@ def write_config(stack: Stack, display_names: dict[str, str]) -> None:
                     "proxy": "direct",
                 },
                 "defaults": {"interval": "60s"},
+                "refresh_min_gap": "1s",  # Refresh soon after start-up must poll
                 "display_names": {"devices": display_names},
             }
         )

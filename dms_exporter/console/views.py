@@ -9,6 +9,7 @@ again.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections import Counter
@@ -22,6 +23,7 @@ from aiohttp import web
 from yarl import URL
 
 from .. import __version__
+from ..exporter import RefreshTooSoonError
 from ..families import DisplayNames
 from ..model import ALARM_SEVERITIES, ENDPOINTS, Table
 from .devices import SORTS, DeviceQuery
@@ -226,12 +228,19 @@ async def endpoint_refresh(request: web.Request) -> web.Response:
     name = request.match_info["endpoint"]
     if name not in ENDPOINTS:
         raise web.HTTPNotFound(text=f"unknown endpoint {name!r}\n")
-    await console.exporter.refresh(name)
+    errors = {}
+    try:
+        await console.exporter.refresh(name)
+    except RefreshTooSoonError as exc:
+        wait = math.ceil(exc.retry_after)
+        errors[name, "refresh"] = f"polled moments ago; Refresh works again in {wait} s"
     if request.headers.get("X-Console") != "fetch":
+        if errors:
+            return await endpoints_page(request, errors=errors, status=429)
         raise web.HTTPSeeOther(f"/console/endpoints#endpoint-{name}")
     row = next(r for r in _endpoint_rows(console) if r["status"].endpoint == name)
     template = aiohttp_jinja2.get_env(request.app).get_template("endpoint_row.html")
-    html = template.render(row=row, errors={}, values={}, now=time.time())
+    html = template.render(row=row, errors=errors, values={})
     return web.Response(text=html, content_type="text/html")
 
 

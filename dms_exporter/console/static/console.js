@@ -39,7 +39,7 @@ function wire(root) {
         const answer = await fetch(form.action, {
           method: "POST", headers: {"X-Console": "fetch"}, credentials: "same-origin",
         });
-        if (!answer.ok) throw new Error("HTTP " + answer.status);
+        if (!answer.ok) throw new Error("HTTP " + answer.status);  // 200 even when refused
         const holder = document.createElement("tbody");
         holder.innerHTML = await answer.text();
         const fresh = holder.querySelector("tr");
