@@ -12,6 +12,8 @@ import html
 import logging
 import math
 import zlib
+from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import web
 
@@ -88,13 +90,33 @@ async def _write_body(response: web.StreamResponse, exposition: Exposition) -> N
         for part in exposition.parts:
             await response.write(part)
         return
+    # the parts are one deflate stream (see gzipstream): one inflater, fed in steps of about
+    # INFLATE_STEP compressed bytes, each inflated in a worker thread while the last is sent
+    inflater = zlib.decompressobj(-15)
     loop = asyncio.get_running_loop()
-    for part in exposition.parts:  # each part inflates on its own (see gzipstream)
-        inflater = zlib.decompressobj(-15)
+    for step in _steps(exposition.parts):
+        await response.write(await loop.run_in_executor(None, _inflate, inflater, step))
+
+
+def _steps(parts: tuple[bytes, ...]) -> Iterator[list[memoryview]]:
+    """The parts cut and grouped into lists of about ``INFLATE_STEP`` bytes."""
+    step: list[memoryview] = []
+    size = 0
+    for part in parts:
         view = memoryview(part)
         for start in range(0, len(view), INFLATE_STEP):
-            step = view[start : start + INFLATE_STEP]
-            await response.write(await loop.run_in_executor(None, inflater.decompress, step))
+            piece = view[start : start + INFLATE_STEP]
+            step.append(piece)
+            size += len(piece)
+            if size >= INFLATE_STEP:
+                yield step
+                step, size = [], 0
+    if step:
+        yield step
+
+
+def _inflate(inflater: Any, step: list[memoryview]) -> bytes:
+    return b"".join([inflater.decompress(piece) for piece in step])
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
