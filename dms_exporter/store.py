@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -35,9 +36,31 @@ from .render import (
 )
 from .transitions import TransitionLog
 
-__all__ = ["Exposition", "Store", "render_context"]
+__all__ = ["TRIM_ROWS", "Exposition", "Store", "render_context", "trim_heap"]
 
 log = logging.getLogger(__name__)
+
+#: After a poll of at least this many rows, freed heap is handed back to the OS (``trim_heap``).
+TRIM_ROWS = 1000
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def trim_heap() -> None:
+    """Return the C heap's free memory to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    A poll of a big endpoint decodes pages of JSON and frees them; glibc keeps most of that
+    freed memory mapped, so without this the start-up peak would stay the resident size."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def render_context(config: Config) -> RenderContext:
@@ -178,6 +201,8 @@ class Store:
         health.unknown_values_total += unknown_values
         self.transitions.success(endpoint, duration=duration, rows=len(table.rows))
         self.transitions.check_ready(self._enabled())
+        if len(table.rows) >= TRIM_ROWS:
+            await asyncio.get_running_loop().run_in_executor(None, trim_heap)
 
     def record_failure(self, endpoint: str, *, reason: str, message: str, duration: float) -> None:
         """Count a failed poll; the last good table stays until it is stale."""

@@ -263,6 +263,17 @@ def _enum(values: tuple[str, ...], unknown: list[int]) -> Callable[[Any], str]:
     return convert
 
 
+def _sharing(convert: Callable[[Any], Any], shared: dict[Any, Any]) -> Callable[[Any], Any]:
+    """``convert`` returning the first equal object it returned, so that rows share repeated
+    values (a model name, a service id, a group list) instead of each holding a copy."""
+
+    def share(v: Any) -> Any:
+        value = convert(v)
+        return shared.setdefault(value, value)
+
+    return share
+
+
 def _walk(v: Any, keys: tuple[str, ...]) -> Any:
     for key in keys:
         if not isinstance(v, dict):
@@ -284,9 +295,12 @@ def parse(endpoint: str, payload: Any, fields: Mapping[str, str], now: float) ->
     unknown = [0]
     plan = []
     n_ids = 0
+    shared: dict[Any, Any] = {}  # one object per distinct text value, id or id list
     for canonical, kind in specs:
         first, *rest = fields.get(canonical, canonical).split(".")
         convert = _enum(kind, unknown) if isinstance(kind, tuple) else _CONVERTERS[kind]
+        if kind in (_ID, _TEXT, _IDS):
+            convert = _sharing(convert, shared)
         plan.append((first, tuple(rest) or None, convert))
         n_ids += kind == _ID
 
