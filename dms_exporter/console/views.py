@@ -101,7 +101,7 @@ def _common(request: web.Request, page: str) -> dict[str, Any]:
         "dms_up": store.dms_up,
         "ready": store.ready,
         "system": info,
-        "logins": dict(store.logins),
+        "login": store.login,
         "auth_failing": auth_failing,
         "config_name": console.source.name,
         "state_path": console.source.state.path,
