@@ -19,7 +19,15 @@ from .console import ConfigSource, Console, StateFile, default_state_path
 from .errors import ConfigError
 from .exporter import Exporter
 from .logs import LEVELS, setup_logging
+from .server import (
+    IDLE_TIMEOUT_SECONDS,
+    GuardedSite,
+    quiet_server_logger,
+    raise_file_limit,
+    rate_limit_accept_errors,
+)
 from .web import make_app
+from .webconfig import WebConfigFile
 
 log = logging.getLogger("dms_exporter")
 
@@ -71,6 +79,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="where console edits are kept (default: next to the config file, "
         "dms.yml -> dms.console.json; with --demo: in memory unless given)",
     )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        help="exporter-toolkit web config: TLS, basic auth, headers (docs/configuration.md)",
+    )
+    parser.add_argument(
+        "--web.enable-admin-api",
+        dest="enable_admin_api",
+        action="store_true",
+        help="allow reload, refresh and other write actions from any address, not only "
+        "loopback (with basic_auth_users they need a user instead)",
+    )
+    parser.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=int,
+        default=0,
+        help="concurrent HTTP connections (default: the file limit less 128)",
+    )
     parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument(
         "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
@@ -108,20 +135,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dms-exporter`` console script."""
     args = parse_args(argv)
     source: ConfigSource | None = None
-    if args.config_file:
-        try:
+    try:
+        if args.config_file:
             source = ConfigSource(
                 StateFile(args.state_file or default_state_path(args.config_file)),
                 path=args.config_file,
             )
             config = source.build(source.edits)
-        except ConfigError as exc:
-            for problem in str(exc).splitlines():
-                print(f"dms-exporter: invalid configuration: {problem}", file=sys.stderr)
-            return 1
-        if args.config_check:
-            print(f"dms-exporter: configuration {args.config_file} is valid")
-            return 0
+        web_config = WebConfigFile(args.web_config_file)
+    except ConfigError as exc:
+        for problem in str(exc).splitlines():
+            print(f"dms-exporter: invalid configuration: {problem}", file=sys.stderr)
+        return 1
+    if args.config_check:
+        print(f"dms-exporter: configuration {args.config_file} is valid")
+        return 0
     listen = args.listen_address or (
         f"127.0.0.1:{DEFAULT_PORT}" if args.demo else f":{DEFAULT_PORT}"
     )
@@ -130,12 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"dms-exporter: {exc}", file=sys.stderr)
         return 1
+    raise_file_limit()
     secrets = setup_logging(args.log_level, args.log_format)
     if source is not None:
         secrets.secrets.add(config.dms.password)
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(args, source, host, port, secrets.secrets))
+            asyncio.run(_serve(args, source, web_config, host, port, secrets.secrets))
     except StartupError as exc:
         log.error("cannot start", extra={"error": str(exc)})
         return 1
@@ -145,10 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _serve(
     args: argparse.Namespace,
     source: ConfigSource | None,
+    web_config: WebConfigFile,
     host: str | None,
     port: int,
     secrets: set[str],
 ) -> None:
+    rate_limit_accept_errors(asyncio.get_running_loop())
     async with _dms_config(args, source) as source:
         running_config = source.build(source.edits)
         secrets.add(running_config.dms.password)
@@ -158,18 +189,38 @@ async def _serve(
             on_config=lambda new: secrets.add(new.dms.password),
             loader=source.load,
         )
-        runner = web.AppRunner(make_app(exporter, Console(exporter, source)), access_log=None)
+        app = make_app(
+            exporter,
+            Console(exporter, source),
+            web_config=web_config,
+            admin_api=args.enable_admin_api,
+        )
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            keepalive_timeout=IDLE_TIMEOUT_SECONDS,
+            logger=quiet_server_logger(),
+        )
         await runner.setup()
         try:
+            site = GuardedSite(
+                runner,
+                host,
+                port,
+                ssl_context=web_config.context,
+                max_connections=args.max_connections or None,
+            )
             try:
-                await web.TCPSite(runner, host, port).start()
+                await site.start()
             except OSError as exc:  # in use, not allowed, unknown host (socket.gaierror)
                 address = f"{host or ''}:{port}"
                 raise StartupError(f"cannot listen on {address}: {exc.strerror or exc}") from None
             log.info(
                 "listening",
                 extra={
-                    "address": f"{host or '0.0.0.0'}:{port}",
+                    "address": site.name,
+                    "max_connections": site.max_connections,
+                    "auth": "basic" if web_config.config.users else "none",
                     "version": __version__,
                     "dms": running_config.dms.url,
                 },

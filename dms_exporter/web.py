@@ -21,8 +21,11 @@ from . import __version__
 from .console import Console, add_console
 from .exporter import Exporter, RefreshTooSoonError, UnknownEndpointError
 from .exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, choose_format
+from .guard import Guard
 from .model import ENDPOINTS
+from .server import track_requests
 from .store import Exposition
+from .webconfig import WebConfigFile
 
 __all__ = ["EXPORTER_KEY", "make_app"]
 
@@ -34,10 +37,21 @@ INFLATE_STEP = 64 * 1024
 log = logging.getLogger(__name__)
 
 
-def make_app(exporter: Exporter, console: Console | None = None) -> web.Application:
+def make_app(
+    exporter: Exporter,
+    console: Console | None = None,
+    *,
+    web_config: WebConfigFile | None = None,
+    admin_api: bool = False,
+) -> web.Application:
     """The aiohttp application serving ``exporter`` (and ``console`` under ``/console/``);
-    it starts and stops the exporter."""
-    app = web.Application()
+    it starts and stops the exporter.
+
+    Every route is behind the guard (``guard.py``): basic auth from ``web_config``, and every
+    method but GET/HEAD is an admin action (loopback only unless ``admin_api``).
+    """
+    app = web.Application(middlewares=[track_requests])
+    Guard(web_config or WebConfigFile(None), admin_api=admin_api).install(app)
     app[EXPORTER_KEY] = exporter
     if console is not None:
         add_console(app, console)

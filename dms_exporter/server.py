@@ -1,0 +1,266 @@
+"""An HTTP listener that holds under abuse: aiohttp's request handling behind connection limits.
+
+- request headers must arrive within ``header_timeout`` of a connection's (or a request's) first
+  byte, and a keep-alive connection idle for ``idle_timeout`` is closed (aiohttp alone waits an
+  hour and has no header limit, so idle sockets pile up until the process runs out of files);
+- at most ``max_connections`` at once, below the file limit: when full, the connection that has
+  waited longest without sending a request is closed to make room, so a scrape always gets in;
+- accept errors (``Too many open files``) are one log line per interval with a count;
+- malformed requests and clients that hang up are debug lines without a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import resource
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+__all__ = [
+    "GuardedSite",
+    "default_max_connections",
+    "quiet_server_logger",
+    "rate_limit_accept_errors",
+    "track_requests",
+]
+
+log = logging.getLogger(__name__)
+
+HEADER_TIMEOUT_SECONDS = 10.0
+IDLE_TIMEOUT_SECONDS = 75.0
+#: Files kept free for everything but client connections: DMS sessions, logs, config reads.
+RESERVED_FILES = 128
+ACCEPT_ERROR_LOG_INTERVAL = 10.0
+_SWEEP_SECONDS = 1.0
+_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def default_max_connections() -> int:
+    """The connection cap: the process's file limit less a reserve."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(16, soft - RESERVED_FILES)
+
+
+def raise_file_limit() -> int:
+    """Raise the soft file limit to the hard one (as Go programs do); the soft limit after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+class _Connection(asyncio.Protocol):
+    """Wraps aiohttp's protocol for one connection; knows what the connection is waiting for."""
+
+    def __init__(self, site: GuardedSite, inner: asyncio.Protocol) -> None:
+        self.site = site
+        self.inner = inner
+        self.transport: asyncio.Transport | None = None
+        self.busy = False  # a request is being handled
+        self.since = time.monotonic()  # start of the current wait (headers or idle)
+        self.waiting_headers = True  # False while idle between requests
+        self.started = False  # aiohttp's protocol was told about the connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self.site.admit(self):
+            transport.abort()
+            return
+        self.started = True
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.busy and not self.waiting_headers:
+            self.waiting_headers, self.since = True, time.monotonic()
+        self.inner.data_received(data)  # type: ignore[attr-defined]
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()  # type: ignore[attr-defined, no-any-return]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.site.connections.pop(self, None)
+        if self.started:
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def request_started(self) -> None:
+        self.busy = True
+
+    def request_done(self) -> None:
+        self.busy, self.waiting_headers, self.since = False, False, time.monotonic()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+@web.middleware
+async def track_requests(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Tell the connection a request arrived and when it is done (outermost middleware)."""
+    transport = request.transport
+    connection = transport.get_protocol() if transport is not None else None
+    if not isinstance(connection, _Connection):  # e.g. a test server without GuardedSite
+        return await handler(request)
+    connection.request_started()
+    try:
+        return await handler(request)
+    finally:
+        connection.request_done()
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site with the limits above; use instead of ``web.TCPSite``."""
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str | None,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int | None = None,
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=1024)
+        self._host, self._port = host, port
+        self.max_connections = max_connections or default_max_connections()
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self.connections: dict[_Connection, None] = {}  # insertion-ordered set
+        self.evicted = 0
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://{self._host or '0.0.0.0'}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        server = self._runner.server
+        assert server is not None
+        self._server = await loop.create_server(
+            lambda: _Connection(self, server()),
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=True,
+            ssl_handshake_timeout=self.header_timeout if self._ssl_context else None,
+        )
+        self._sweeper = asyncio.create_task(self._sweep(), name="connection-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await super().stop()
+
+    def admit(self, connection: _Connection) -> bool:
+        """Register a new connection; when full, close the longest-waiting idle one first."""
+        if len(self.connections) >= self.max_connections:
+            victim = min(
+                (c for c in self.connections if not c.busy), key=lambda c: c.since, default=None
+            )
+            if victim is None:
+                self.evicted += 1
+                return False
+            self.connections.pop(victim, None)
+            victim.close()
+            self.evicted += 1
+        self.connections[connection] = None
+        return True
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(_SWEEP_SECONDS)
+            now = time.monotonic()
+            for connection in list(self.connections):
+                if connection.busy:
+                    continue
+                limit = self.header_timeout if connection.waiting_headers else self.idle_timeout
+                if now - connection.since > limit:
+                    connection.close()
+
+
+def rate_limit_accept_errors(
+    loop: asyncio.AbstractEventLoop, interval: float = ACCEPT_ERROR_LOG_INTERVAL
+) -> None:
+    """Log out-of-resource errors (accept with no file left) once per ``interval`` with a
+    count, and leave every other loop error to the default handler."""
+    state = {"count": 0, "last": -interval}
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if not (isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS):
+            loop.default_exception_handler(context)
+            return
+        state["count"] += 1
+        now = time.monotonic()
+        if now - state["last"] >= interval:
+            log.error(
+                "cannot accept connections",
+                extra={
+                    "error": exc.strerror or str(exc),
+                    "count": state["count"],  # since the previous such line
+                    "hint": "raise the file limit (LimitNOFILE) or lower --web.max-connections",
+                },
+            )
+            state["count"], state["last"] = 0, now
+
+    loop.set_exception_handler(handler)
+
+
+class _QuietServerLog:
+    """aiohttp's per-connection logger: a client's fault (malformed request, hang-up) is a debug
+    line with no traceback; anything else stays an error with its traceback."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def exception(self, msg: str, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else None
+        if isinstance(exc, HttpProcessingError | ConnectionError | asyncio.CancelledError):
+            self.logger.debug(msg, *args, extra={"error": _describe(exc)})
+        else:
+            self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
+
+    def debug(self, msg: str, *args: Any, exc_info: Any = None, **kwargs: Any) -> None:
+        if isinstance(exc_info, BaseException):
+            kwargs["extra"] = {**kwargs.get("extra", {}), "error": _describe(exc_info)}
+        self.logger.debug(msg, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.logger, name)
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def quiet_server_logger() -> logging.Logger:
+    """The ``logger`` to give ``web.AppRunner``."""
+    return _QuietServerLog(logging.getLogger("dms_exporter.http"))  # type: ignore[return-value]
