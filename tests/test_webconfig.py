@@ -19,10 +19,11 @@ from typing import Any
 import aiohttp
 import bcrypt
 import pytest
-from conftest import exporter_config
+import yaml
 from pki import Pki, make_pki
 
 from dms_exporter import guard
+from dms_exporter.config import load_config
 from dms_exporter.errors import ConfigError
 from dms_exporter.exporter import Exporter
 from dms_exporter.server import GuardedSite
@@ -61,15 +62,26 @@ Serve = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
-async def serve(simulator: Any) -> AsyncIterator[Serve]:
-    """Start the exporter behind a ``GuardedSite``; the base URL."""
+async def serve(simulator: Any, tmp_path: Path) -> AsyncIterator[Serve]:
+    """Start the exporter (with a config file, so it can reload) behind a ``GuardedSite``;
+    the base URL."""
     runners: list[Any] = []
+    config_file = tmp_path / "dms.yml"
+    dms = {"url": simulator.base_url, "username": simulator.username}
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "dms": {**dms, "password": simulator.password, "proxy": "direct"},
+                "refresh_min_gap": 0,  # the refreshes below follow the first polls at once
+            }
+        )
+    )
 
     async def start(web_config: Path | None = None, host: str = "127.0.0.1", **kwargs: Any) -> str:
         from aiohttp import web
 
         web_file = WebConfigFile(None if web_config is None else str(web_config))
-        exporter = Exporter(exporter_config(simulator))
+        exporter = Exporter(load_config(str(config_file)), config_file=str(config_file))
         runner = web.AppRunner(make_app(exporter, web_config=web_file, **kwargs))
         await runner.setup()
         runners.append(runner)
