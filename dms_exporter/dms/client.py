@@ -41,6 +41,7 @@ from ..errors import (
 )
 from ..model import LoginState
 from .auth import Login
+from .budget import Budget
 
 __all__ = ["DmsClient"]
 
@@ -51,6 +52,11 @@ _DECODE_IN_THREAD_BYTES = 1 << 20  # decode larger bodies off the event loop
 #: of 1,000 devices is about 0.5 MB and a bare array of 100,000 devices about 45 MB.
 MAX_BODY_BYTES = 256 << 20
 _EXCERPT_CHARS = 120
+#: Endpoints whose requests go first within the request budget (dms.max_concurrency).
+PRIORITY_ENDPOINTS = frozenset({"alarms", "system"})
+#: The longest a Retry-After of the DMS holds back every request (longer hints are cut to it,
+#: so that data does not go stale for a typo in a proxy's header).
+MAX_PAUSE = 600.0
 #: The settings that decide which DMS is reached and how one logs in to it.
 _CONNECTION_FIELDS = (
     "url", "username", "password", "auth", "login_path", "proxy", "proxy_url", "tls"
@@ -71,9 +77,9 @@ class DmsClient:
         ``clock`` (Unix time) times the login backoff."""
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
-        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._budget = Budget(settings.max_concurrency)
         self._login = Login(self, login_state or LoginState(), clock=clock)
-        #: loop time before which no request should start (a Retry-After of the DMS)
+        #: loop time before which no request starts (a Retry-After of the DMS, for everyone)
         self.paused_until = 0.0
 
     @property
@@ -90,7 +96,7 @@ class DmsClient:
         """Adopt settings that keep the session and the token (timeouts, paging, the budget);
         see ``same_connection``."""
         if settings.max_concurrency != self.settings.max_concurrency:
-            self._slots = asyncio.Semaphore(settings.max_concurrency)
+            self._budget = Budget(settings.max_concurrency)
         self.settings = settings
 
     async def __aenter__(self) -> Self:
@@ -187,30 +193,33 @@ class DmsClient:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         proxy = settings.proxy_url if settings.proxy == "url" else None
         session = self._get_session(endpoint)
-        async with self._slots:
-            try:
-                async with asyncio.timeout(settings.timeout):
-                    async with session.request(
-                        method,
-                        settings.url + path,
-                        params=params,
-                        json=json_body,
-                        headers=headers,
-                        proxy=proxy,
-                    ) as response:
-                        body = await _read_capped(response)
-            except TimeoutError as exc:
-                detail = f"no answer within dms.timeout={settings.timeout:g}s"
-                raise self._error(DmsTimeoutError, endpoint, method, path, detail) from exc
-            except _BodyTooLarge as exc:
-                detail = f"the answer is larger than {MAX_BODY_BYTES >> 20} MiB"
-                raise self._error(DmsPayloadError, endpoint, method, path, detail) from exc
-            except aiohttp.ClientPayloadError as exc:
-                detail = f"the answer was cut off: {_clip(str(exc))}"
-                raise self._error(DmsConnectionError, endpoint, method, path, detail) from exc
-            except (aiohttp.ClientError, OSError) as exc:
-                detail = f"connection failed: {_clip(str(exc)) or type(exc).__name__}"
-                raise self._error(DmsConnectionError, endpoint, method, path, detail) from exc
+        loop = asyncio.get_running_loop()
+        if self.paused_until > loop.time():  # the DMS asked every client to wait
+            await asyncio.sleep(self.paused_until - loop.time())
+        # the login has priority too: every poll waits for it
+        priority = endpoint.name in PRIORITY_ENDPOINTS or path == settings.login_path
+        await self._budget.acquire(priority)
+        # The exchange runs as its own task and keeps its slot until the DMS has answered (or
+        # dms.timeout): a poll that gives up must not leave the DMS working on a request the
+        # budget no longer counts.
+        exchange = asyncio.create_task(
+            self._exchange(session, method, settings.url + path, params, json_body, headers, proxy)
+        )
+        exchange.add_done_callback(self._exchange_done)
+        try:
+            response, body = await asyncio.shield(exchange)
+        except TimeoutError as exc:
+            detail = f"no answer within dms.timeout={settings.timeout:g}s"
+            raise self._error(DmsTimeoutError, endpoint, method, path, detail) from exc
+        except _BodyTooLarge as exc:
+            detail = f"the answer is larger than {MAX_BODY_BYTES >> 20} MiB"
+            raise self._error(DmsPayloadError, endpoint, method, path, detail) from exc
+        except aiohttp.ClientPayloadError as exc:
+            detail = f"the answer was cut off: {_clip(str(exc))}"
+            raise self._error(DmsConnectionError, endpoint, method, path, detail) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            detail = f"connection failed: {_clip(str(exc)) or type(exc).__name__}"
+            raise self._error(DmsConnectionError, endpoint, method, path, detail) from exc
         status = response.status
         if not 200 <= status < 300:
             raise self._status_error(endpoint, method, path, response, body)
@@ -225,6 +234,29 @@ class DmsClient:
             detail = f"HTTP {status}: the body is not JSON ({_clip(str(exc))})"
             error = self._error(DmsPayloadError, endpoint, method, path, detail, status=status)
             raise error from exc
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        params: dict[str, str] | None,
+        json_body: dict[str, str] | None,
+        headers: dict[str, str] | None,
+        proxy: str | None,
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """Send one request and read the whole answer, within ``dms.timeout``."""
+        async with asyncio.timeout(self.settings.timeout):
+            async with session.request(
+                method, url, params=params, json=json_body, headers=headers, proxy=proxy
+            ) as response:
+                return response, await _read_capped(response)
+
+    def _exchange_done(self, task: asyncio.Task[Any]) -> None:
+        """Free the slot; mark a failure seen when the poll that wanted it has given up."""
+        self._budget.release()
+        if not task.cancelled():
+            task.exception()
 
     def _status_error(
         self,
@@ -247,6 +279,9 @@ class DmsClient:
             return self._error(DmsAuthError, endpoint, method, path, detail, **kwargs)
         if status == 429 or status >= 500:
             retry_after = _retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:  # slow every endpoint's requests, not only this one
+                until = asyncio.get_running_loop().time() + min(retry_after, MAX_PAUSE)
+                self.paused_until = max(self.paused_until, until)
             kwargs["retry_after"] = retry_after
             if retry_after is not None:
                 detail += f" (retry after {retry_after:.0f}s)"

@@ -98,6 +98,11 @@ def parser() -> argparse.ArgumentParser:
         help="a fault from the start (see below); repeatable",
     )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--role",
+        default=None,
+        help="role /system/info reports, e.g. BACKUP for a standby DMS (default PRIMARY)",
+    )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p
 
@@ -138,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             faults=args.fault,
             base_path=args.base_path,
             access_log=args.access_log,
+            role=args.role,
         )
         asyncio.run(serve(sim))
     except (ValueError, OSError) as exc:

@@ -109,6 +109,12 @@ def control_app(sim: Simulator) -> web.Application:
         sim.tick()
         return _json(sim.state())
 
+    async def set_role(request: web.Request) -> web.Response:
+        role = (await _body(request)).get("role")
+        if not isinstance(role, str) or not role:
+            raise ValueError("role must be a string such as PRIMARY or BACKUP")
+        return _json({"role": sim.set_role(role)})
+
     async def reset_counts(request: web.Request) -> web.Response:
         sim.reset_request_counts()
         return _json(sim.request_counts)
@@ -130,6 +136,7 @@ def control_app(sim: Simulator) -> web.Application:
             web.post("/clock/advance", advance),
             web.post("/tick", tick),
             web.delete("/request-counts", reset_counts),
+            web.post("/role", set_role),
         ]
     )
     return app

@@ -49,7 +49,10 @@ class Simulator:
         field_names: Mapping[str, Mapping[str, str]] | None = None,
         start_time: float | None = None,
         access_log: bool = False,
+        role: str | None = None,
     ) -> None:
+        """``role`` overrides the ``role`` of ``/system/info`` (``BACKUP`` for a standby DMS);
+        also changeable while running with ``set_role``."""
         if devices < 1:
             raise ValueError("devices must be at least 1")
         self.devices, self.seed, self.frozen = devices, seed, frozen
@@ -68,6 +71,10 @@ class Simulator:
         for spec in faults:
             self.add_fault(**(parse_fault_spec(spec) if isinstance(spec, str) else dict(spec)))
         self.request_counts: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
+        self.role = role
+        #: API requests being answered now, and the most at once since the last reset
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._access_log = access_log
         self._world: World | None = None
         self._runner: web.AppRunner | None = None
@@ -85,6 +92,8 @@ class Simulator:
         self._world = await asyncio.to_thread(
             World.create, self.devices, self.seed, self.clock, self.change_rate
         )
+        if self.role is not None:
+            self._world.set_role(self.role)
         app = self._app()
         self._runner = web.AppRunner(
             app, access_log=log if self._access_log else None, handle_signals=False
@@ -151,10 +160,22 @@ class Simulator:
             self.bare_arrays,
             self.field_names,
         )
-        app = web.Application(middlewares=[_json_errors(self.base_path)])
+        app = web.Application(middlewares=[self._count_in_flight, _json_errors(self.base_path)])
         app.add_routes(api.routes(self.base_path, self.paths))
         app.add_subapp(CONTROL_PATH, control_app(self))
         return app
+
+    @web.middleware
+    async def _count_in_flight(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Count the API requests being answered at once (the control API does not count)."""
+        if request.path.startswith(CONTROL_PATH):
+            return await handler(request)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
 
     # -- addresses -----------------------------------------------------------------------
 
@@ -239,9 +260,17 @@ class Simulator:
         self.world.tick()
 
     def reset_request_counts(self) -> None:
-        """Set every request count back to 0."""
+        """Set every request count back to 0, and the peak concurrency to the requests in
+        flight now."""
         for key in self.request_counts:
             self.request_counts[key] = 0
+        self.peak_in_flight = self.in_flight
+
+    def set_role(self, role: str) -> str:
+        """Make ``/system/info`` report ``role`` (``PRIMARY``, ``BACKUP``, ``STANDALONE``)."""
+        self.role = role
+        self.world.set_role(role)
+        return role
 
     def state(self) -> dict[str, Any]:
         """What ``GET /_sim/state`` answers: counts, clock, faults, request counts."""
@@ -255,6 +284,9 @@ class Simulator:
             "counts": self.world.counts(),
             "faults": [f.to_json() for f in self.faults.faults],
             "requestCounts": dict(self.request_counts),
+            "inFlight": self.in_flight,
+            "peakInFlight": self.peak_in_flight,
+            "role": self.world.system["role"],
             "tokens": self.auth.token_count,
         }
 

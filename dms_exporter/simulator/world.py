@@ -107,6 +107,10 @@ class World:
             "role": s["role"],
         }
 
+    def set_role(self, role: str) -> None:
+        """The redundancy role ``/system/info`` reports from now on."""
+        self._system = {**self._system, "role": role}
+
     def sync(self) -> None:
         """Bring clock-driven state (schedule states) up to the current simulated time."""
         now = self.clock.now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 
@@ -302,3 +303,21 @@ async def test_custom_base_path_endpoint_paths_and_field_names() -> None:
         assert all("commState" in d and "connectionState" not in d for d in page["data"])
         assert (await dms.get("/devices")).status == 404
         assert (await dms.get("/groups")).status == 200
+
+
+async def test_state_reports_peak_concurrency_and_role():
+    async with start_simulator(devices=5, frozen=True, role="BACKUP") as sim:
+        sim.add_fault(endpoint="devices", kind="latency", seconds=0.3)
+        async with aiohttp.ClientSession() as session:
+            dms = Dms(sim, session)
+            await dms.login()
+            await asyncio.gather(*(dms.get("/devices") for _ in range(3)))
+            state = await (await session.get(sim.control_url + "/state")).json()
+            assert state["peakInFlight"] == 3 and state["inFlight"] == 0
+            assert state["role"] == "BACKUP"
+            assert (await dms.get("/system/info")).json["role"] == "BACKUP"
+            await session.post(sim.control_url + "/role", json={"role": "PRIMARY"})
+            assert (await dms.get("/system/info")).json["role"] == "PRIMARY"
+            await session.delete(sim.control_url + "/request-counts")
+            state = await (await session.get(sim.control_url + "/state")).json()
+            assert state["peakInFlight"] == 0
