@@ -25,6 +25,7 @@ from .exposition import OPENMETRICS_EOF, render_openmetrics, render_text
 from .families.health import health_families
 from .gzipstream import GZIP_HEADER, Segment, combine, compress, trailer
 from .model import ENDPOINTS, EndpointStatus, LoginState, Table
+from .process import process_exposition
 from .render import (
     GROUPS,
     GZIP_LEVEL,
@@ -304,8 +305,14 @@ class Store:
 
     def tail(self, *, openmetrics: bool, names: frozenset[str] | None = None) -> bytes:
         """The bytes rendered at scrape time and added to the stream after the cached ones:
-        the health block (and OpenMetrics' ``# EOF``); families switched off or not named are
-        left out."""
+        the health block, the process metrics (and OpenMetrics' ``# EOF``); families switched
+        off or not named are left out."""
+        disabled = self.context.disabled
+
+        def wanted(name: str, text_name: str) -> bool:
+            named = names is None or name in names or text_name in names
+            return named and name not in disabled
+
         families = [
             f
             for f in health_families(
@@ -319,12 +326,12 @@ class Store:
                 version=__version__,
                 start_time=self.start_time,
             )
-            if f.name not in self.context.disabled
-            and (names is None or f.name in names or f.text_name in names)
+            if wanted(f.name, f.text_name)
         ]
+        process = process_exposition(openmetrics=openmetrics, wanted=wanted)
         if openmetrics:
-            return render_openmetrics(families) + OPENMETRICS_EOF
-        return render_text(families)
+            return render_openmetrics(families) + process + OPENMETRICS_EOF
+        return render_text(families) + process
 
     def _families(self, names: frozenset[str] | None = None) -> list[FamilyOutput]:
         """Cached families in scrape order; only those named (either spelling) if ``names``."""

@@ -14,7 +14,7 @@ from conftest import exporter_config
 from dms_exporter.simulator import start_simulator
 
 GOLDEN = Path(__file__).parent / "golden" / "frozen-12-devices.prom"
-HEALTH_PREFIXES = ("dms_exporter_", "dms_up")
+HEALTH_PREFIXES = ("dms_exporter_", "dms_up", "process_", "python_")
 
 
 def data_lines(body: str) -> str:

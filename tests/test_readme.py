@@ -14,7 +14,10 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 OPENMETRICS = "application/openmetrics-text;version=1.0.0"
-ROW = re.compile(r"^\| `(?P<name>dms_[a-z_]+)` \| (?P<type>\w+) \| (?P<labels>[^|]*) \|", re.M)
+ROW = re.compile(
+    r"^\| `(?P<name>(?:dms|process|python)_[a-z_]+)` \| (?P<type>\w+) \| (?P<labels>[^|]*) \|",
+    re.M,
+)
 
 
 def documented() -> dict[str, tuple[str, set[str]]]:

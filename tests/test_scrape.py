@@ -61,7 +61,8 @@ async def test_curl_compressed_reads_the_whole_body(simulator, start_exporter):
     headers, _, body = out.decode().partition("\r\n\r\n")
     assert "content-encoding: gzip" in headers.lower()
     assert data_lines(body) == data_lines(plain) and "dms_device_info{" in body
-    assert body.rstrip().splitlines()[-1].startswith("dms_exporter_start_time_seconds ")
+    last = body.rstrip().splitlines()[-1]  # the tail's last family: the whole body was read
+    assert last.startswith('python_gc_collections_total{generation="2"} ')
 
 
 def raw_exchange(port: int, request: bytes, timeout: float = 10.0) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import exporter_config, scrape
+from conftest import exporter_config, samples, scrape, value
 
 from dms_exporter.exposition import CONTENT_TYPE_TEXT
 from dms_exporter.model import ENDPOINTS
@@ -108,3 +108,19 @@ async def test_landing_page_links(simulator, start_exporter):
         assert f'href="{href}"' in text
     assert (await client.get("/-/ready")).status == 200
     assert await (await client.get("/-/healthy")).text() == "Healthy\n"
+
+
+async def test_process_metrics_are_in_the_scrape_and_follow_name_filter(simulator, start_exporter):
+    client = await start_exporter(exporter_config(simulator))
+    for accept in (None, "application/openmetrics-text;version=1.0.0"):
+        body = await scrape(client, accept)
+        assert value(body, "process_resident_memory_bytes") > 10e6
+        assert value(body, "process_open_fds") >= 3  # stdio at least, and the listening socket
+        assert value(body, "process_cpu_seconds_total") > 0
+        assert samples(body, "python_gc_collections_total", generation="0")
+        assert body.count("# EOF") == (1 if accept else 0)
+    only = await client.get("/metrics?name[]=process_open_fds&name[]=dms_up")
+    names = {
+        line.split()[2] for line in (await only.text()).splitlines() if line.startswith("# TYPE")
+    }
+    assert names == {"process_open_fds", "dms_up"}
