@@ -9,7 +9,7 @@ flat lists; a sort order is computed on first use and kept with the index.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,12 +72,17 @@ class DeviceIndex:
             ).casefold()
             for d in rows
         ]
-        self.states = sorted({d.connection_state for d in rows})
+        # the filtered fields as columns in table order: a filter scans one flat list
+        self._state_of = [d.connection_state for d in rows]
+        self._model_of = [d.model for d in rows]
+        self._site_of = [d.site for d in rows]
+        self.states = sorted(set(self._state_of))
         self.models = sorted({d.model for d in rows if d.model})
         self.sites = sorted({d.site for d in rows if d.site})
         self.groups = sorted({g for d in rows for g in d.group_ids})
         self.position = {d.id: i for i, d in enumerate(rows)}
         self._orders: dict[str, list[int]] = {}
+        self.order("display")  # the default sort, here in the builder's worker thread
 
     def has_order(self, sort: str) -> bool:
         """True if ``sort``'s order is computed (else ``order`` sorts every row: a thread job)."""
@@ -94,23 +99,38 @@ class DeviceIndex:
         return order
 
     def search(self, query: DeviceQuery) -> DevicePage:
-        """The page ``query`` asks for; a page past the end gives the last page."""
+        """The page ``query`` asks for; a page past the end gives the last page.
+
+        Criteria are checked in table order (memory order: several times faster than jumping
+        around in sort order at 100,000 rows), then the matches are taken in sort order.
+        """
         order = self.order(query.sort if query.sort in SORTS else "display")
-        if query.desc:
-            order = order[::-1]
         rows = self.rows
-        matches = order
+        found: Iterable[int] | None = None
         if query.q:
-            needle, text = query.q.casefold(), self.text
-            matches = [i for i in matches if needle in text[i]]
-        if query.state:
-            matches = [i for i in matches if rows[i].connection_state == query.state]
-        if query.model:
-            matches = [i for i in matches if rows[i].model == query.model]
-        if query.site:
-            matches = [i for i in matches if rows[i].site == query.site]
+            needle = query.q.casefold()
+            found = [i for i, text in enumerate(self.text) if needle in text]
+        for value, column in (
+            (query.state, self._state_of),
+            (query.model, self._model_of),
+            (query.site, self._site_of),
+        ):
+            if value:
+                if found is None:
+                    found = [i for i, v in enumerate(column) if v == value]
+                else:
+                    found = [i for i in found if column[i] == value]
         if query.group:
-            matches = [i for i in matches if query.group in rows[i].group_ids]
+            candidates = range(len(rows)) if found is None else found
+            found = [i for i in candidates if query.group in rows[i].group_ids]
+        if found is None:
+            matches = order[::-1] if query.desc else order
+        else:
+            flagged = bytearray(len(rows))
+            for i in found:
+                flagged[i] = 1
+            step = -1 if query.desc else 1
+            matches = [i for i in order[::step] if flagged[i]]
         total = len(matches)
         pages = max(1, -(-total // query.per_page))
         page = min(max(1, query.page), pages)
