@@ -14,6 +14,7 @@ the floor.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import statistics
 import subprocess
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -48,59 +50,68 @@ def get(url: str) -> tuple[float, bytes]:
     return time.perf_counter() - started, body
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=20)
-    args = parser.parse_args()
+@contextlib.contextmanager
+def console_stack(devices: int, config_tail: str, seed: int = 1) -> Iterator[tuple[str, float]]:
+    """A frozen simulator and an exporter (config: the simulator's ``dms`` section plus
+    ``config_tail``) on 127.0.0.1; yields the exporter's base URL and its seconds to ready."""
     sim_port, port = free_port(), free_port()
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "dms_exporter.simulator", "--devices", str(args.devices),
-         "--frozen", "--listen-address", f"127.0.0.1:{sim_port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    exporter = None
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dms_exporter.simulator", "--devices", str(devices),
+             "--seed", str(seed), "--frozen", "--listen-address", f"127.0.0.1:{sim_port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    ]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "dms.yml"
-        disabled = ", ".join(
-            f"{n}: {{enabled: false}}"
-            for n in ("groups", "services", "authorization_sets", "schedule_authorizations",
-                      "authorizations", "destinations", "alarms")
-        )  # fmt: skip
         config.write_text(
             f"dms: {{url: 'http://127.0.0.1:{sim_port}/dms-api/v1', username: monitor,"
-            " password: monitor-secret, proxy: direct, timeout: 120s}\n"
-            f"defaults: {{interval: 10m}}\nendpoints: {{{disabled}}}\n"
+            f" password: monitor-secret, proxy: direct, timeout: 120s}}\n{config_tail}"
         )
         try:
             wait_ok(f"http://127.0.0.1:{sim_port}/_sim/state", READY_TIMEOUT)
             cmd = [sys.executable, "-m", "dms_exporter", "--config.file", str(config),
                    "--web.listen-address", f"127.0.0.1:{port}"]  # fmt: skip
-            exporter = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(
+                subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
             ready = wait_ok(f"http://127.0.0.1:{port}/-/ready", READY_TIMEOUT)
-            base = f"http://127.0.0.1:{port}"
-            first, _ = get(base + "/console/devices")  # builds the index
-            _, page = get(base + "/console/devices?q=dev-000042")
-            row = page.decode().split('data-device="dev-000042"')[1].split("</tr>")[0]
-            serial = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[4].strip()
-            print(f"### Console Devices page, {args.devices:,} devices\n")
-            print(f"exporter ready in {ready:.1f} s; first Devices page (index build) "
-                  f"{first * 1000:.0f} ms\n")  # fmt: skip
-            print("| request | median ms | max ms | x floor |")
-            print("|---|---:|---:|---:|")
-            floor = None
-            for title, path in QUERIES.items():
-                url = base + path.format(serial=quote(serial))
-                times = [get(url)[0] for _ in range(args.requests)]
-                median = statistics.median(times)
-                floor = floor or median
-                print(f"| {title} | {median * 1000:.1f} | {max(times) * 1000:.1f} |"
-                      f" {median / floor:.0f} |")  # fmt: skip
+            yield f"http://127.0.0.1:{port}", ready
         finally:
-            for proc in (exporter, sim):
-                if proc is not None:
-                    proc.terminate()
-                    proc.wait(timeout=30)
+            for proc in reversed(procs):
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=20)
+    args = parser.parse_args()
+    disabled = ", ".join(
+        f"{n}: {{enabled: false}}"
+        for n in ("groups", "services", "authorization_sets", "schedule_authorizations",
+                  "authorizations", "destinations", "alarms")
+    )  # fmt: skip
+    tail = f"defaults: {{interval: 10m}}\nendpoints: {{{disabled}}}\n"
+    with console_stack(args.devices, tail) as (base, ready):
+        first, _ = get(base + "/console/devices")  # builds the index
+        _, page = get(base + "/console/devices?q=dev-000042")
+        row = page.decode().split('data-device="dev-000042"')[1].split("</tr>")[0]
+        serial = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[4].strip()
+        print(f"### Console Devices page, {args.devices:,} devices\n")
+        print(f"exporter ready in {ready:.1f} s; first Devices page (index build) "
+              f"{first * 1000:.0f} ms\n")  # fmt: skip
+        print("| request | median ms | max ms | x floor |")
+        print("|---|---:|---:|---:|")
+        floor = None
+        for title, path in QUERIES.items():
+            url = base + path.format(serial=quote(serial))
+            times = [get(url)[0] for _ in range(args.requests)]
+            median = statistics.median(times)
+            floor = floor or median
+            print(f"| {title} | {median * 1000:.1f} | {max(times) * 1000:.1f} |"
+                  f" {median / floor:.0f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -103,7 +103,8 @@ def _common(request: web.Request, page: str) -> dict[str, Any]:
         "system": info,
         "login": store.login,
         "auth_failing": auth_failing,
-        "config_name": console.source.name,
+        "config_name": os.path.basename(console.source.name),
+        "config_path": console.source.name,
         "state_path": console.source.state.path,
         "now": time.time(),
     }
@@ -140,7 +141,7 @@ def _origin(edit: Any, file_value: Any, config_name: str) -> dict[str, Any] | No
     """Where a shown value comes from, if the console set it: the file's value it overrides."""
     if edit is None:
         return None
-    return {"file_value": file_value, "config_name": config_name}
+    return {"file_value": file_value, "config_name": os.path.basename(config_name)}
 
 
 # -- endpoints -------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ function ago(seconds) {
 function pad(n) { return String(n).padStart(2, "0"); }
 
 function localTime(date) {
-  return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) + " " +
-    pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds());
+  // today: the time only; another day: the date too (the title holds the full UTC time)
+  const time = pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds());
+  if (date.toDateString() === new Date().toDateString()) return time;
+  return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) + " " + time;
 }
 
 function showTimes(root) {
