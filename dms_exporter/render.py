@@ -15,6 +15,7 @@ No plain text is kept: the plain exposition is inflated from the segments when a
 from __future__ import annotations
 
 import operator
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import accumulate, compress
@@ -100,6 +101,7 @@ class GroupOutput:
     blocks: Mapping[str, tuple[tuple[Any, ...], ...]]
     tables: tuple[Table | None, ...]
     ctx: RenderContext
+    tallies: tuple[Counter[Any], ...] = ()  # per block of the tallied source (GroupSpec.tally)
 
     @property
     def series(self) -> int:
@@ -140,15 +142,24 @@ def render_group(
         previous = None
     if previous is not None and _same_inputs(group, spec, previous.tables, inputs):
         return replace(previous, tables=inputs)
-    sources = spec.sources(tables, ctx)
+    sources = dict(spec.sources(tables, ctx))
     blocks = {name: _blocks(items) for name, items in sources.items()}
-    dirty: dict[str, Sequence[int]]
-    if previous is None:
-        dirty = {name: range(len(b)) for name, b in blocks.items()}
-        old_families = {}
-    else:
-        dirty = {name: _changed(b, previous.blocks.get(name, ())) for name, b in blocks.items()}
-        old_families = {f.name: f for f in previous.families}
+    dirty = {name: _dirty(name, b, previous) for name, b in blocks.items()}
+    tallies: tuple[Counter[Any], ...] = ()
+    if spec.tally is not None and spec.derived is not None:
+        redo = set(dirty[spec.tallied])
+        kept = previous.tallies if previous else ()
+        tallies = tuple(
+            kept[i] if i < len(kept) and i not in redo else spec.tally(block)
+            for i, block in enumerate(blocks[spec.tallied])
+        )
+        total: Counter[Any] = Counter()
+        for tally in tallies:
+            total.update(tally)
+        for name, items in spec.derived(total, tables, ctx).items():
+            blocks[name] = _blocks(items)
+            dirty[name] = _dirty(name, blocks[name], previous)
+    old_families = {f.name: f for f in previous.families} if previous else {}
     families = tuple(
         _render_family(s, ctx, blocks[s.source], dirty[s.source], old_families.get(s.name))
         for s in spec.enabled(ctx)
@@ -159,7 +170,7 @@ def render_group(
         and all(map(operator.is_, families, previous.families))
     ):
         families = previous.families  # every family kept: nothing new to list
-    return GroupOutput(families, blocks, inputs, ctx)
+    return GroupOutput(families, blocks, inputs, ctx, tallies)
 
 
 def _same_inputs(
@@ -188,12 +199,18 @@ def _same_names(a: Table[Device] | None, b: Table[Device] | None) -> bool:
 
 
 def _blocks(items: Sequence[Any]) -> tuple[tuple[Any, ...], ...]:
-    return tuple(tuple(items[i : i + BLOCK_ROWS]) for i in range(0, len(items), BLOCK_ROWS))
+    items = tuple(items)  # a table's rows already are: its slices are then made in C
+    return tuple(items[i : i + BLOCK_ROWS] for i in range(0, len(items), BLOCK_ROWS))
 
 
-def _changed(blocks: tuple[tuple[Any, ...], ...], old: tuple[tuple[Any, ...], ...]) -> list[int]:
-    """Indexes of the blocks that differ from ``old`` (rows reused when unchanged make this
-    mostly identity checks)."""
+def _dirty(
+    source: str, blocks: tuple[tuple[Any, ...], ...], previous: GroupOutput | None
+) -> Sequence[int]:
+    """Indexes of the blocks that differ from the previous render's (all without one). Rows
+    are reused when unchanged, so this is mostly identity checks."""
+    if previous is None:
+        return range(len(blocks))
+    old = previous.blocks.get(source, ())
     return [i for i, block in enumerate(blocks) if i >= len(old) or old[i] != block]
 
 

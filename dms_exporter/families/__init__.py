@@ -11,6 +11,7 @@ family's HELP/TYPE with no samples.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -75,6 +76,11 @@ class DisplayNames:
 
     def __call__(self, device_id: str) -> str:
         return self._custom.get(device_id) or self._names.get(device_id) or device_id
+
+    @staticmethod
+    def of(device: Device, ctx: RenderContext) -> str:
+        """The same rule for a device row at hand (no table needed)."""
+        return ctx.display_names.get(device.id) or device.name or device.id
 
 
 def known(value: str, values: tuple[str, ...]) -> str:
@@ -171,6 +177,12 @@ class GroupSpec:
     endpoints: tuple[str, ...]
     sources: Callable[[Tables, RenderContext], Sources]
     specs: Callable[[RenderContext], Sequence[FamilySpec]]
+    #: Sums over a big source, kept per block so that a render recounts only changed blocks:
+    #: the source, a function from a block of its items to a Counter, and the sources made from
+    #: the total (and the tables).
+    tallied: str = ""
+    tally: Callable[[Sequence[Any]], Counter[Any]] | None = None
+    derived: Callable[[Counter[Any], Tables, RenderContext], Sources] | None = None
 
     def enabled(self, ctx: RenderContext) -> list[FamilySpec]:
         """The group's families under ``ctx``, without the ones switched off."""
@@ -178,5 +190,7 @@ class GroupSpec:
 
     def families(self, tables: Tables, ctx: RenderContext) -> list[Family]:
         """Every family of the group, whole (for tests and benchmarks; ``render`` caches)."""
-        sources = self.sources(tables, ctx)
+        sources = dict(self.sources(tables, ctx))
+        if self.tally is not None and self.derived is not None:
+            sources.update(self.derived(self.tally(sources[self.tallied]), tables, ctx))
         return [spec.family(ctx, sources[spec.source]) for spec in self.enabled(ctx)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..exposition import Family
@@ -20,93 +21,117 @@ from . import DisplayNames, FamilySpec, GroupSpec, RenderContext, Sources, Table
 __all__ = ["GROUP", "device_families"]
 
 _DEVICE = ("device_id", "display_name")
-_Item = tuple[Device, str]  # a device and its display name
 
 
 def _sources(tables: Tables, ctx: RenderContext) -> Sources:
+    """Devices (the rows themselves: a device's lines depend on its row and the settings
+    only), groups and services; the ``fleet`` and group sizes come from ``_derived``."""
     devices = tables.get("devices")
-    rows = devices.rows if devices else ()
-    name_of = DisplayNames(devices, ctx)
-    groups = tables.get("groups")
     services = tables.get("services")
-    summary = (
-        Counter((d.model, known(d.connection_state, CONNECTION_STATES)) for d in rows),
-        Counter(known(d.authorization_state, DEVICE_AUTHORIZATION_STATES) for d in rows),
-        devices is not None,
-    )
-    members = Counter(g for d in rows for g in d.group_ids)
-
-    def group_size(group: Group) -> int | None:
-        if group.device_count is not None:
-            return group.device_count
-        return members[group.id] if devices else None
-
     return {
-        "devices": [(d, name_of(d.id)) for d in rows],
-        "fleet": [summary],
-        "groups": [(g, group_size(g)) for g in (groups.rows if groups else ())],
+        "devices": devices.rows if devices else (),
         "services": services.rows if services else (),
     }
 
 
-def _info(item: _Item) -> list[tuple[str, ...]]:
-    d, name = item
-    return [
-        (d.id, name, d.name, d.unit_address, d.serial_number, d.mac_address, d.model,
-         d.device_type, d.firmware_version, d.site, d.region)
-    ]  # fmt: skip
+def _tally(devices: Sequence[Device]) -> Counter[tuple[str, ...]]:
+    """Devices by model and state, by authorization state, and group members."""
+    counts: Counter[tuple[str, ...]] = Counter(
+        ("model", d.model, known(d.connection_state, CONNECTION_STATES)) for d in devices
+    )
+    counts.update(
+        ("authorization", known(d.authorization_state, DEVICE_AUTHORIZATION_STATES))
+        for d in devices
+    )
+    counts.update(("member", g) for d in devices for g in d.group_ids)
+    return counts
 
 
-def _fleet(item: tuple[Counter[tuple[str, str]], Counter[str], bool]) -> list[Any]:
+def _derived(counts: Counter[tuple[str, ...]], tables: Tables, ctx: RenderContext) -> Sources:
+    present = tables.get("devices") is not None
+    by_model_state = {(k[1], k[2]): n for k, n in counts.items() if k[0] == "model"}
+    by_authorization = {k[1]: n for k, n in counts.items() if k[0] == "authorization"}
+    groups = tables.get("groups")
+
+    def group_size(group: Group) -> int | None:
+        if group.device_count is not None:
+            return group.device_count
+        return counts["member", group.id] if present else None
+
+    return {
+        "fleet": [(by_model_state, by_authorization, present)],
+        "groups": [(g, group_size(g)) for g in (groups.rows if groups else ())],
+    }
+
+
+_Fleet = tuple[Mapping[tuple[str, str], int], Mapping[str, int], bool]
+
+
+def _fleet(item: _Fleet) -> list[Any]:
     by_model_state, _, _ = item
     models = sorted({model for model, _ in by_model_state})
     return [
-        ((model, state), by_model_state[model, state])
+        ((model, state), by_model_state.get((model, state), 0))
         for model in models
         for state in CONNECTION_STATES
     ]
 
 
-def _by_authorization(item: tuple[Counter[tuple[str, str]], Counter[str], bool]) -> list[Any]:
+def _by_authorization(item: _Fleet) -> list[Any]:
     _, by_authorization, present = item
-    return [((s,), by_authorization[s]) for s in DEVICE_AUTHORIZATION_STATES] if present else []
+    if not present:
+        return []
+    return [((s,), by_authorization.get(s, 0)) for s in DEVICE_AUTHORIZATION_STATES]
+
+
+def _specs(ctx: RenderContext) -> list[FamilySpec]:
+    def key(d: Device) -> tuple[str, str]:
+        return d.id, DisplayNames.of(d, ctx)
+
+    def info(d: Device) -> list[tuple[str, ...]]:
+        return [
+            (*key(d), d.name, d.unit_address, d.serial_number, d.mac_address, d.model,
+             d.device_type, d.firmware_version, d.site, d.region)
+        ]  # fmt: skip
+
+    return [
+        FamilySpec(
+            "dms_device", "info", "Static properties of each device (value 1).", "devices",
+            (*_DEVICE, "name", "unit_address", "serial_number", "mac_address", "model",
+             "device_type", "firmware_version", "site", "region"),
+            "devices", info,
+        ),
+        FamilySpec(
+            "dms_device_connection_state", "stateset",
+            "Connection state of each device to the DMS.", "devices", _DEVICE, "devices",
+            lambda d: [(key(d), d.connection_state)], CONNECTION_STATES,
+        ),
+        FamilySpec(
+            "dms_device_control_mode", "stateset",
+            "Who controls each device: the DMS or its local front panel.", "devices", _DEVICE,
+            "devices", lambda d: [(key(d), d.control_mode)], CONTROL_MODES,
+        ),
+        FamilySpec(
+            "dms_device_authorization_state", "stateset",
+            "Authorization state of each device as the DMS reports it.", "devices", _DEVICE,
+            "devices", lambda d: [(key(d), d.authorization_state)], DEVICE_AUTHORIZATION_STATES,
+        ),
+        FamilySpec(
+            "dms_device_last_contact_timestamp_seconds", "gauge",
+            "Unix time the DMS last heard from each device; absent if never.", "devices",
+            _DEVICE, "devices",
+            lambda d: [(key(d), d.last_contact)] if d.last_contact is not None else [],
+        ),
+        FamilySpec(
+            "dms_device_group_member", "gauge", "Group membership of each device (value 1).",
+            "devices", (*_DEVICE, "group_id"), "devices",
+            lambda d: [((*key(d), g), 1) for g in d.group_ids],
+        ),
+        *_SPECS,
+    ]  # fmt: skip
 
 
 _SPECS = (
-    FamilySpec(
-        "dms_device", "info", "Static properties of each device (value 1).", "devices",
-        (*_DEVICE, "name", "unit_address", "serial_number", "mac_address", "model",
-         "device_type", "firmware_version", "site", "region"),
-        "devices", _info,
-    ),
-    FamilySpec(
-        "dms_device_connection_state", "stateset", "Connection state of each device to the DMS.",
-        "devices", _DEVICE, "devices",
-        lambda item: [((item[0].id, item[1]), item[0].connection_state)], CONNECTION_STATES,
-    ),
-    FamilySpec(
-        "dms_device_control_mode", "stateset",
-        "Who controls each device: the DMS or its local front panel.", "devices", _DEVICE,
-        "devices", lambda item: [((item[0].id, item[1]), item[0].control_mode)], CONTROL_MODES,
-    ),
-    FamilySpec(
-        "dms_device_authorization_state", "stateset",
-        "Authorization state of each device as the DMS reports it.", "devices", _DEVICE,
-        "devices", lambda item: [((item[0].id, item[1]), item[0].authorization_state)],
-        DEVICE_AUTHORIZATION_STATES,
-    ),
-    FamilySpec(
-        "dms_device_last_contact_timestamp_seconds", "gauge",
-        "Unix time the DMS last heard from each device; absent if never.", "devices", _DEVICE,
-        "devices",
-        lambda item: [((item[0].id, item[1]), t)] if (t := item[0].last_contact) is not None
-        else [],
-    ),
-    FamilySpec(
-        "dms_device_group_member", "gauge", "Group membership of each device (value 1).",
-        "devices", (*_DEVICE, "group_id"), "devices",
-        lambda item: [((item[0].id, item[1], g), 1) for g in item[0].group_ids],
-    ),
     FamilySpec(
         "dms_devices", "gauge",
         "Devices by model and connection state; every state of every model present.",
@@ -136,7 +161,14 @@ _SPECS = (
     ),
 )  # fmt: skip
 
-GROUP = GroupSpec(("devices", "groups", "services"), _sources, lambda ctx: _SPECS)
+GROUP = GroupSpec(
+    ("devices", "groups", "services"),
+    _sources,
+    _specs,
+    tallied="devices",
+    tally=_tally,
+    derived=_derived,
+)
 
 
 def device_families(
