@@ -18,7 +18,21 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .config_shape import (
+    Envelope,
+    LoginShape,
+    Paging,
+    TokenHeader,
+    read_envelope,
+    read_gate,
+    read_header_name,
+    read_login,
+    read_paging,
+    read_token_header,
+    read_values,
+)
 from .errors import ConfigError
+from .gate import GateSettings
 from .model import ENDPOINTS
 from .vocabulary import KNOWN_FIELDS
 
@@ -62,8 +76,11 @@ class DmsSettings:
     url: str  # base URL including the API prefix, e.g. https://dms:8443/dms-api/v1
     username: str
     password: str = field(repr=False)
-    auth: Literal["token", "basic"] = "token"
+    auth: Literal["token", "basic", "api_key"] = "token"
     login_path: str = "/auth/login"
+    login: LoginShape = field(default_factory=LoginShape)  # the login request and answer
+    token_header: TokenHeader = field(default_factory=TokenHeader)  # how the token is sent
+    api_key_header: str = "X-API-Key"  # auth api_key: the header that carries the password
     proxy: Literal["environment", "direct", "url"] = "environment"
     proxy_url: str | None = None
     tls: TlsSettings = TlsSettings()
@@ -88,6 +105,11 @@ class EndpointSettings:
     params: Mapping[str, str]  # extra query parameters
     fields: Mapping[str, str]  # API field name from dms-api.md -> name this DMS uses
     #                             (dotted for nested: "location.site")
+    envelope: Envelope = field(default_factory=Envelope)  # where a list keeps items and total
+    paging: Paging = field(default_factory=Paging)
+    values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # enum word maps
+    constants: Mapping[str, str] = field(default_factory=dict)  # enum field -> fixed value
+    gate: GateSettings = field(default_factory=GateSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,10 +260,18 @@ _DMS_KEYS = (
     "max_pages",
     "max_concurrency",
     "login_backoff",
+    "login",
+    "token_header",
+    "api_key_header",
+    "envelope",
+    "paging",
 )
+_AUTHS = ("token", "basic", "api_key")
+_SHAPE_KEYS = ("envelope", "paging")  # in dms: for every list endpoint, overridable per endpoint
 _RETRIEVALS = ("active", "all")
 _TIMING_KEYS = ("interval", "timeout", "stale_after")
-_ENDPOINT_KEYS = ("enabled", *_TIMING_KEYS, "path", "params", "fields")
+_ENDPOINT_KEYS = ("enabled", *_TIMING_KEYS, "path", "params", "fields", "values", "gate",
+                  *_SHAPE_KEYS)  # fmt: skip
 
 
 class _Skip(Exception):
@@ -401,13 +431,25 @@ class _Reader:
         retrieval = keep(
             self.choice, "alarms.retrieval", alarms.get("retrieval"), "active", _RETRIEVALS
         )
-        dms = keep(lambda: self.dms(self.section("dms", top.get("dms"), _DMS_KEYS)))
-        endpoints = keep(self.endpoints, top.get("defaults"), top.get("endpoints")) or {}
+        dms_section = keep(self.section, "dms", top.get("dms"), _DMS_KEYS)
+        dms: Any = None if dms_section is None else keep(self.dms, dms_section)
+        dms_section = dms_section or {}
+        lists = (
+            keep(read_envelope, self, "dms.envelope", dms_section.get("envelope"), Envelope())
+            or Envelope(),
+            keep(read_paging, self, "dms.paging", dms_section.get("paging"), Paging()) or Paging(),
+        )
+        endpoints = keep(self.endpoints, top.get("defaults"), top.get("endpoints"), lists) or {}
         if retrieval == "active" and endpoints.get("alarms") is not None:
             active = _get(alarms, "active_params", {"state": "active"})
             settings = endpoints["alarms"]
             extra = keep(self.params, "alarms.active_params", active) or {}
-            endpoints["alarms"] = replace(settings, params={**settings.params, **extra})
+            for param in set(extra) & set(settings.paging.params):
+                self.note(f"alarms.active_params.{param}", "is set by paging")
+            # an alarm the active-alarms call lists is active, whatever its state field says
+            endpoints["alarms"] = replace(
+                settings, params={**settings.params, **extra}, constants={"state": "active"}
+            )
         schedules = top.get("allow_schedule_authorization")
         return Config(
             dms=dms,
@@ -427,9 +469,14 @@ class _Reader:
 
     def dms(self, m: dict[str, Any]) -> DmsSettings:
         keep = self.keep
-        for key in ("url", "username"):
+        auth = keep(self.choice, "dms.auth", m.get("auth"), "token", _AUTHS)
+        for key in ("url", "username") if auth != "api_key" else ("url",):
             if m.get(key) is None:
                 self.note(f"dms.{key}", "required")
+        only_with = {"login": "token", "token_header": "token", "api_key_header": "api_key"}
+        for key, only in only_with.items():
+            if m.get(key) is not None and auth is not None and auth != only:
+                self.note(f"dms.{key}", f"is used only with dms.auth: {only} (auth is {auth})")
         tls = keep(self.section, "dms.tls", m.get("tls"), ("verify", "ca_file")) or {}
         ca_file = tls.get("ca_file")
         proxy: tuple[Any, str | None] = keep(self.proxy, _get(m, "proxy", "environment")) or (
@@ -441,8 +488,14 @@ class _Reader:
             url=keep(self.url, "dms.url", url) if url is not None else "",
             username=keep(self.text, "dms.username", username) if username is not None else "",
             password=keep(self.password, m),
-            auth=keep(self.choice, "dms.auth", m.get("auth"), "token", ("token", "basic")),
+            auth=auth,
             login_path=keep(self.path, "dms.login_path", _get(m, "login_path", "/auth/login")),
+            login=keep(read_login, self, "dms.login", m.get("login")) or LoginShape(),
+            token_header=keep(read_token_header, self, "dms.token_header", m.get("token_header"))
+            or TokenHeader(),
+            api_key_header=keep(
+                read_header_name, self, "dms.api_key_header", _get(m, "api_key_header", "X-API-Key")
+            ),
             proxy=proxy[0],
             proxy_url=proxy[1],
             tls=TlsSettings(
@@ -504,16 +557,23 @@ class _Reader:
             self.fail(key, "the password is empty")
         return password
 
-    def endpoints(self, defaults: Any, endpoints: Any) -> dict[str, EndpointSettings]:
+    def endpoints(
+        self, defaults: Any, endpoints: Any, lists: tuple[Envelope, Paging]
+    ) -> dict[str, EndpointSettings]:
         timing = self.section("defaults", defaults, _TIMING_KEYS)
         shared = {k: (timing.get(k), f"defaults.{k}") for k in _TIMING_KEYS}
         configured = self.section("endpoints", endpoints, ENDPOINTS)
         return {
-            name: self.keep(self.endpoint, name, configured.get(name), shared) for name in ENDPOINTS
+            name: self.keep(self.endpoint, name, configured.get(name), shared, lists)
+            for name in ENDPOINTS
         }
 
     def endpoint(
-        self, name: str, value: Any, shared: dict[str, tuple[Any, str]]
+        self,
+        name: str,
+        value: Any,
+        shared: dict[str, tuple[Any, str]],
+        lists: tuple[Envelope, Paging],
     ) -> EndpointSettings:
         """One endpoint: its own keys, else ``defaults``, else the built-in defaults."""
         key = f"endpoints.{name}"
@@ -541,6 +601,21 @@ class _Reader:
         fields = self.keep(self.strings, f"{key}.fields", m.get("fields")) or {}
         for canonical, renamed in fields.items():
             self.keep(self.rename, name, f"{key}.fields.{canonical}", canonical, renamed)
+        envelope, paging = lists
+        if name == "system":  # one object, not a list
+            for k in _SHAPE_KEYS:
+                if m.get(k) is not None:
+                    self.note(f"{key}.{k}", "system answers one object, not a list")
+        else:
+            envelope = self.keep(read_envelope, self, f"{key}.envelope", m.get("envelope"),
+                                 envelope) or envelope  # fmt: skip
+            given = m.get("paging")
+            paging = self.keep(read_paging, self, f"{key}.paging", given, paging) or paging
+        params = self.keep(self.params, f"{key}.params", m.get("params")) or {}
+        for param in params:
+            if param in paging.params:
+                where = f"{key}.paging" if m.get("paging") is not None else "dms.paging"
+                self.note(f"{key}.params.{param}", f"is set by paging (see {where})")
         return EndpointSettings(
             name=name,
             enabled=self.keep(self.boolean, f"{key}.enabled", m.get("enabled"), True),
@@ -548,8 +623,12 @@ class _Reader:
             timeout=timeout,
             stale_after=stale_after,
             path=self.keep(self.path, f"{key}.path", _get(m, "path", default_path)),
-            params=self.keep(self.params, f"{key}.params", m.get("params")) or {},
+            params=params,
             fields=fields,
+            envelope=envelope,
+            paging=paging,
+            values=self.keep(read_values, self, f"{key}.values", m.get("values"), name) or {},
+            gate=self.keep(read_gate, self, f"{key}.gate", m.get("gate")) or GateSettings(),
         )
 
     def rename(self, endpoint: str, key: str, canonical: str, renamed: Any) -> None:
@@ -560,11 +639,7 @@ class _Reader:
         self.text(key, renamed)
 
     def params(self, key: str, value: Any) -> dict[str, str]:
-        params = self.strings(key, value)
-        for name in params:
-            if name in ("offset", "limit"):
-                self.note(f"{key}.{name}", "is set by paging (see dms.page_size)")
-        return params
+        return self.strings(key, value)
 
     def display_names(self, value: Any) -> dict[str, str]:
         """``display_names.file`` (a YAML map of id: text) overlaid by ``display_names.devices``."""

@@ -16,6 +16,7 @@ __all__ = [
     "DmsHttpError",
     "DmsPageLimitError",
     "DmsPayloadError",
+    "DmsSuspectError",
     "DmsTimeoutError",
     "DmsUnavailableError",
 ]
@@ -30,6 +31,7 @@ ERROR_REASONS: tuple[str, ...] = (
     "http_error",  # any other non-2xx status
     "payload",  # not JSON, HTML, truncated, wrong shape
     "page_limit",  # paging did not end within the page cap
+    "suspect",  # the answer was far worse than the last good one (gate.py) and was not applied
 )
 
 
@@ -106,3 +108,9 @@ class DmsPageLimitError(DmsApiError):
     """Paging went past the configured page cap."""
 
     reason = "page_limit"
+
+
+class DmsSuspectError(DmsApiError):
+    """The answer parsed but was far worse than the last good one, so it was not applied."""
+
+    reason = "suspect"

@@ -224,4 +224,5 @@ def _needs_new_poller(old: EndpointSettings, new: EndpointSettings) -> bool:
     asks the DMS something else; a change of timing alone keeps it running."""
     if not (old.enabled and new.enabled):
         return old.enabled != new.enabled
-    return (old.path, old.params, old.fields) != (new.path, new.params, new.fields)
+    asks = ("path", "params", "fields", "values", "envelope", "paging")
+    return any(getattr(old, key) != getattr(new, key) for key in asks)

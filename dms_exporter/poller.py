@@ -20,7 +20,8 @@ from typing import Any
 
 from .config import EndpointSettings
 from .dms import DmsClient
-from .errors import DmsApiError, DmsUnavailableError
+from .errors import DmsApiError, DmsPayloadError, DmsSuspectError, DmsUnavailableError
+from .gate import Quality, judge
 from .model import Alarm, EndpointStatus, Table, reuse_unchanged
 from .store import Store
 from .vocabulary import Parsed, parse
@@ -70,6 +71,7 @@ class EndpointPoller:
         self._started: float | None = None  # loop time the last poll started
         self._finished: float | None = None  # loop time the last poll ended
         self._hold_until = 0.0  # loop time before which no scheduled poll starts (Retry-After)
+        self._last_good: Quality | None = None  # of the last table applied, for the gate
         self._stopped = False
 
     def start(self) -> None:
@@ -167,6 +169,8 @@ class EndpointPoller:
             table, parsed, changed, first_seen = await asyncio.get_running_loop().run_in_executor(
                 None, self._prepare, payload, now, old, first_seen
             )
+            quality = Quality.of(parsed)
+            self._check(quality, parsed)
             duration = time.perf_counter() - started
             await self._store.record_success(
                 name,
@@ -177,6 +181,12 @@ class EndpointPoller:
                 rows_skipped=parsed.skipped,
                 unknown_values=parsed.unknown_values,
             )
+            self._last_good = quality
+        except DmsSuspectError as exc:
+            self._record_failure(exc.reason, str(exc), time.perf_counter() - started,
+                                 rows_skipped=parsed.skipped,
+                                 unknown_values=parsed.unknown_values)  # fmt: skip
+            return self._store.status(name)
         except DmsApiError as exc:
             self._record_failure(exc.reason, str(exc), time.perf_counter() - started)
             if isinstance(exc, DmsUnavailableError) and exc.retry_after is not None:
@@ -198,17 +208,31 @@ class EndpointPoller:
         """Parse, fill alarm times and compare with the table held. Pure, so it runs in a
         worker thread (all three scale with the number of rows)."""
         name = self.settings.name
-        parsed = parse(name, payload, self.settings.fields, now)
+        settings = self.settings
+        parsed = parse(name, payload, settings.fields, now, values=settings.values,
+                       constants=settings.constants)  # fmt: skip
         rows = parsed.rows
         if name == "alarms":
             rows, first_seen = fill_asserted_times(rows, first_seen, now)
         rows, changed = reuse_unchanged(old, rows)
         return Table(endpoint=name, rows=rows, fetched_at=now), parsed, changed, first_seen
 
-    def _record_failure(self, reason: str, message: str, duration: float) -> None:
+    def _check(self, quality: Quality, parsed: Parsed) -> None:
+        """Raise if the answer must not replace the table held: suspect, or no usable row."""
+        name = self.settings.name
+        problem = judge(quality, self._last_good, self.settings.gate)
+        if problem is not None:
+            raise DmsSuspectError(f"{name}: answer not applied: {problem}", endpoint=name)
+        if parsed.items and not parsed.rows:
+            # Every row unusable (a renamed id field, a broken page) and nothing to compare
+            # with: keep the last good table (if any) instead of an empty one.
+            detail = f"{name}: none of {parsed.items} items has a usable id"
+            raise DmsPayloadError(detail, endpoint=name)
+
+    def _record_failure(self, reason: str, message: str, duration: float, **counts: int) -> None:
         self._failing = True  # the store logs the transition
         self._store.record_failure(
-            self.settings.name, reason=reason, message=message, duration=duration
+            self.settings.name, reason=reason, message=message, duration=duration, **counts
         )
 
 

@@ -205,9 +205,21 @@ class Store:
         if len(table.rows) >= TRIM_ROWS:
             await asyncio.get_running_loop().run_in_executor(None, trim_heap)
 
-    def record_failure(self, endpoint: str, *, reason: str, message: str, duration: float) -> None:
-        """Count a failed poll; the last good table stays until it is stale."""
+    def record_failure(
+        self,
+        endpoint: str,
+        *,
+        reason: str,
+        message: str,
+        duration: float,
+        rows_skipped: int = 0,
+        unknown_values: int = 0,
+    ) -> None:
+        """Count a failed poll (and the bad rows and values of an answer not applied); the
+        last good table stays until it is stale."""
         health = self._health[endpoint]
+        health.rows_skipped_total += rows_skipped
+        health.unknown_values_total += unknown_values
         health.polls_total += 1
         health.up = False
         health.last_poll = self._clock()

@@ -2,25 +2,28 @@
 
 Each endpoint has a *plan*: the row type and, in that type's field order, the canonical API field
 name (``dms-api.md``; dotted for nested, e.g. ``location.site``) and how to convert its value. An
-operator's ``fields`` renames map a canonical name to the name their DMS uses. Conversion never
-raises on a bad value: a row without its id is skipped, an unknown enum value becomes
-``model.OTHER``, anything else missing or of the wrong type becomes ``""``, ``None``, ``False`` or
-``()``. A row that repeats an earlier row's id is skipped. ``DmsPayloadError`` is raised only for a
-payload of the wrong overall shape, or one whose rows are all unusable (so the last good table
-stays).
+operator's ``fields`` renames map a canonical name to the name their DMS uses, and ``values`` maps
+a DMS's own enum words to the documented ones. Enum words match whatever their case and ``-``,
+``_`` or space (``Online``, ``on-line`` and ``ON_LINE`` are all ``ONLINE``). Conversion never
+raises on a bad value: a row without its id (a string or an integer) is skipped, an unknown enum
+value becomes ``model.OTHER``, anything else missing or of the wrong type becomes ``""``, ``None``,
+``False`` or ``()``. A row that repeats an earlier row's id is skipped. Per field, ``Parsed.issues``
+counts the rows whose value was an unknown or missing enum word or of a JSON type other than the
+documented one, for the quality gate (``gate.py``). ``DmsPayloadError`` is raised only for a
+payload of the wrong overall shape.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from . import model
 from .errors import DmsPayloadError
 
-__all__ = ["KNOWN_FIELDS", "Parsed", "parse", "parse_time"]
+__all__ = ["ENUM_FIELDS", "KNOWN_FIELDS", "Parsed", "enum_key", "parse", "parse_time"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,9 @@ class Parsed:
     rows: tuple[Any, ...]
     skipped: int  # rows dropped: not an object, or without their id
     unknown_values: int  # enum values that were missing or not known, exported as model.OTHER
+    items: int = 0  # items in the payload, usable or not
+    #: canonical field -> rows whose value was an unknown enum word or of the wrong JSON type
+    issues: Mapping[str, int] = field(default_factory=dict)
 
 
 # Field kinds. ID fields come first in every row type; a row lacking one is skipped.
@@ -156,6 +162,26 @@ assert tuple(_PLANS) == model.ENDPOINTS
 KNOWN_FIELDS: Mapping[str, tuple[str, ...]] = {
     endpoint: tuple(name for name, _ in specs) for endpoint, (_, specs) in _PLANS.items()
 }
+#: Per endpoint, its enum fields and their documented values (upper case, as the DMS sends them).
+ENUM_FIELDS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    endpoint: {
+        name: tuple(v.upper() for v in kind if v != model.OTHER)
+        for name, kind in specs
+        if isinstance(kind, tuple)
+    }
+    for endpoint, (_, specs) in _PLANS.items()
+}
+#: The JSON types each kind of field is documented with; any other non-null type is an issue.
+_JSON_TYPES: dict[str, frozenset[type]] = {
+    _ID: frozenset({str, int}),
+    _TEXT: frozenset({str}),
+    _INT: frozenset({int}),
+    _FLOAT: frozenset({int, float}),
+    _BOOL: frozenset({bool}),
+    _IDS: frozenset({list}),
+    _TIME: frozenset({str, int, float}),
+}
+_ENUM_TYPES = frozenset({str})
 
 
 # --- value converters: any JSON value in, the model's type out, never raising ---------------
@@ -174,9 +200,10 @@ def _utf8(v: str) -> str:
 
 
 def _id(v: Any) -> str | None:
+    """A string or an integer (never a float, a boolean, a list or an object) as text."""
     if v.__class__ is str:
         return _utf8(v) or None
-    if isinstance(v, int | float) and not isinstance(v, bool):
+    if v.__class__ is int and -_MAX_NUMBER < v < _MAX_NUMBER:
         return str(v)
     return None
 
@@ -221,20 +248,30 @@ def _ids(v: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s for s in map(_id, v) if s is not None))  # no repeats
 
 
-def parse_time(v: Any) -> float | None:
-    """ISO 8601 text (``Z`` or an offset, with or without a fraction) -> Unix seconds, else None.
+#: A number of at least this many is epoch milliseconds, below it epoch seconds: 1e11 seconds is
+#: the year 5138 and 1e11 milliseconds is March 1973, so no DMS time falls on the wrong side.
+_EPOCH_MS_FROM = 1e11
 
-    A time without an offset is taken as UTC, as the DMS sends UTC.
+
+def parse_time(v: Any) -> float | None:
+    """A time -> Unix seconds, else None; the form is detected per value.
+
+    ISO 8601 text (``Z`` or an offset, with or without a fraction; no offset is UTC, as the DMS
+    sends UTC), or a number (or numeric text) of epoch seconds or epoch milliseconds.
     """
-    if v.__class__ is not str:
+    if v.__class__ is str:
+        try:
+            t = datetime.fromisoformat(v)
+        except ValueError:
+            v = _float(v)
+        else:
+            if t.tzinfo is None:
+                t = t.replace(tzinfo=UTC)
+            return t.timestamp()
+    seconds = _float(v)
+    if seconds is None or seconds <= 0:
         return None
-    try:
-        t = datetime.fromisoformat(v)
-    except ValueError:
-        return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.timestamp()
+    return seconds / 1000 if seconds >= _EPOCH_MS_FROM else seconds
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
@@ -248,15 +285,31 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _enum(values: tuple[str, ...], unknown: list[int]) -> Callable[[Any], str]:
-    """A converter from the DMS's UPPER_CASE spelling to ``values``; counts misses in unknown."""
-    known = {v.upper(): v for v in values if v != model.OTHER}
-    known.update({v: v for v in values if v != model.OTHER})
+def enum_key(word: str) -> str:
+    """The form enum words are compared in: lower case without ``-``, ``_`` and spaces."""
+    return word.lower().replace("-", "").replace("_", "").replace(" ", "")
+
+
+def _enum(
+    values: tuple[str, ...], words: Mapping[str, str], issues: list[int], i: int
+) -> Callable[[Any], str]:
+    """A converter from the DMS's spelling to ``values``; ``words`` maps a DMS's own words to
+    documented ones. A miss counts in ``issues[i]``; exact spellings are looked up first."""
+    known = {v: v for v in values if v != model.OTHER}
+    by_key = {enum_key(v): v for v in known}
+    for word, meant in words.items():
+        by_key[enum_key(word)] = by_key[enum_key(meant)]
+    known.update({v.upper(): v for v in known})
+    known.update({w: by_key[enum_key(w)] for w in words})
+    get = known.get
 
     def convert(v: Any) -> str:
-        found = known.get(v) if v.__class__ is str else None
+        if v.__class__ is not str:
+            issues[i] += 1
+            return model.OTHER
+        found = get(v) or by_key.get(enum_key(v))
         if found is None:
-            unknown[0] += 1
+            issues[i] += 1
             return model.OTHER
         return found
 
@@ -274,34 +327,54 @@ def _sharing(convert: Callable[[Any], Any], shared: dict[Any, Any]) -> Callable[
     return share
 
 
-def _walk(v: Any, keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        if not isinstance(v, dict):
-            return None
-        v = v.get(key)
-    return v
+def _constant(value: str) -> Callable[[Any], str]:
+    """A converter that ignores the DMS's value."""
+    return lambda _v: value
 
 
-def parse(endpoint: str, payload: Any, fields: Mapping[str, str], now: float) -> Parsed:
+_Step = tuple[str, tuple[str, ...] | None, Callable[[Any], Any], frozenset[type] | None, int]
+
+
+def parse(
+    endpoint: str,
+    payload: Any,
+    fields: Mapping[str, str],
+    now: float,
+    *,
+    values: Mapping[str, Mapping[str, str]] | None = None,
+    constants: Mapping[str, str] | None = None,
+) -> Parsed:
     """Turn one endpoint's JSON into model rows.
 
     ``payload`` is a dict for ``system`` and a list of objects for every other endpoint (the
     client has already unwrapped paging envelopes); any other shape raises ``DmsPayloadError``.
-    ``fields`` maps canonical API field names to the names this DMS uses. ``now`` is the poll
-    time; no rule needs it yet, it is accepted so that callers need not change when one does.
+    ``fields`` maps canonical API field names to the names this DMS uses; ``values`` maps, per
+    canonical enum field, this DMS's words to documented ones; ``constants`` gives canonical
+    enum fields one value for every row whatever the DMS says (an alarm listed by the
+    active-alarms call is active). ``now`` is the poll time; no rule needs it yet, it is
+    accepted so that callers need not change when one does.
     """
     del now
     row_type, specs = _PLANS[endpoint]
-    unknown = [0]
-    plan = []
+    values = values or {}
+    constants = constants or {}
+    issues = [0] * len(specs)
+    plan: list[_Step] = []
     n_ids = 0
     shared: dict[Any, Any] = {}  # one object per distinct text value, id or id list
-    for canonical, kind in specs:
+    for i, (canonical, kind) in enumerate(specs):
         first, *rest = fields.get(canonical, canonical).split(".")
-        convert = _enum(kind, unknown) if isinstance(kind, tuple) else _CONVERTERS[kind]
+        if canonical in constants:
+            plan.append((first, None, _constant(constants[canonical]), None, i))
+            continue
+        if isinstance(kind, tuple):
+            convert = _enum(kind, values.get(canonical, {}), issues, i)
+            types: frozenset[type] | None = None  # the converter counts its own misses
+        else:
+            convert, types = _CONVERTERS[kind], _JSON_TYPES[kind]
         if kind in (_ID, _TEXT, _IDS):
             convert = _sharing(convert, shared)
-        plan.append((first, tuple(rest) or None, convert))
+        plan.append((first, tuple(rest) or None, convert, types, i))
         n_ids += kind == _ID
 
     if endpoint == "system":
@@ -327,32 +400,40 @@ def parse(endpoint: str, payload: Any, fields: Mapping[str, str], now: float) ->
         if not isinstance(item, dict):
             skipped += 1
             continue
-        values = [_get(item, key, rest, convert) for key, rest, convert in id_plan]
-        if None in values:
+        row = [_get(item, step, issues) for step in id_plan]
+        if None in row:
             skipped += 1
             continue
-        values += [_get(item, key, rest, convert) for key, rest, convert in value_plan]
-        row_key = tuple(values[:n_ids]) + tuple(values[n_ids:key_size][-1:])
+        row += [_get(item, step, issues) for step in value_plan]
+        row_key = tuple(row[:n_ids]) + tuple(row[n_ids:key_size][-1:])
         if row_key in seen:
             skipped += 1
             continue
         seen.add(row_key)
-        rows.append(row_type(*values))
-    if items and not rows:
-        # Every row unusable (a renamed id field, a broken page): keep the last good table
-        # instead of replacing it with an empty one.
-        raise DmsPayloadError(
-            f"{endpoint}: none of {len(items)} items has a usable id", endpoint=endpoint
-        )
-    return Parsed(rows=tuple(rows), skipped=skipped, unknown_values=unknown[0])
+        rows.append(row_type(*row))
+    by_field = {name: n for (name, kind), n in zip(specs, issues, strict=True) if n}
+    unknown = sum(n for (_, kind), n in zip(specs, issues, strict=True) if isinstance(kind, tuple))
+    return Parsed(
+        rows=tuple(rows), skipped=skipped, unknown_values=unknown, items=len(items), issues=by_field
+    )
 
 
-def _get(
-    item: dict[str, Any], key: str, rest: tuple[str, ...] | None, convert: Callable[[Any], Any]
-) -> Any:
-    """The converted value of ``key`` (then the ``rest`` of a dotted path) in ``item``."""
+def _get(item: dict[str, Any], step: _Step, issues: list[int]) -> Any:
+    """The converted value of one plan step in ``item``; a value of an undocumented JSON type
+    counts in ``issues`` (converted all the same where it can be)."""
+    key, rest, convert, types, i = step
     v = item.get(key)
-    return convert(v if rest is None else _walk(v, rest))
+    if rest is not None:
+        for part in rest:
+            if not isinstance(v, dict):
+                if v is not None:  # a parent that is not an object: this value has no place
+                    issues[i] += 1
+                    v = None
+                break
+            v = v.get(part)
+    if types is not None and v is not None and v.__class__ not in types:
+        issues[i] += 1
+    return convert(v)
 
 
 def _shape_error(endpoint: str, expected: str, payload: Any) -> DmsPayloadError:

@@ -25,6 +25,7 @@ EXPECTED_RECEIVER = {
     # the exporter's own health goes to whoever runs the monitoring, whatever its severity
     "DmsExporterDown": "dms-monitoring",
     "DmsEndpointFailing": "dms-monitoring",
+    "DmsEndpointSuspect": "dms-monitoring",
     "DmsEndpointDataStale": "dms-monitoring",
     "DmsLoginFailing": "dms-monitoring",
     "DmsConfigReloadFailed": "dms-monitoring",

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from dms_exporter.config import DmsSettings, EndpointSettings
+from dms_exporter.config_shape import Envelope, Paging
 from dms_exporter.dms import DmsClient
 from dms_exporter.errors import (
     DmsApiError,
@@ -214,13 +215,46 @@ async def test_page_cap(aiohttp_server: ServerFactory) -> None:
 
     async def endless(request: web.Request) -> web.Response:  # full pages, no total, forever
         calls.append(request.query["offset"])
-        return web.json_response({"items": [{"id": "x"}] * 10})
+        return web.json_response({"items": [{"id": f"x{request.query['offset']}"}] * 10})
 
     client = await serve(aiohttp_server, endless, page_size=10, max_pages=3)
     error = await fetch_error(client)
     assert isinstance(error, DmsPageLimitError) and error.reason == "page_limit"
     assert "max_pages=3" in str(error)
     assert calls == ["0", "10", "20"]
+
+
+async def test_a_page_that_repeats_the_previous_one_ends_the_poll(
+    aiohttp_server: ServerFactory,
+) -> None:
+    calls = []
+
+    async def ignores_offset(request: web.Request) -> web.Response:  # the same page, forever
+        calls.append(request.query["offset"])
+        return web.json_response({"items": [{"id": str(i)} for i in range(10)]})
+
+    client = await serve(aiohttp_server, ignores_offset, page_size=10, max_pages=50)
+    error = await fetch_error(client)
+    assert error.reason == "payload"
+    assert "page 2 repeats page 1: does the DMS ignore the parameter offset?" in str(error)
+    assert calls == ["0", "10"]
+
+
+async def test_a_next_link_to_another_server_is_refused(aiohttp_server: ServerFactory) -> None:
+    """The token must never follow a link away from the DMS."""
+    calls = []
+
+    async def leading_away(request: web.Request) -> web.Response:
+        calls.append(request.path_qs)
+        return web.json_response({"results": [{"id": "1"}], "next": "http://elsewhere:1/x?p=2"})
+
+    client = await serve(aiohttp_server, leading_away)
+    paging = Paging(style="next", offset_param=None, size_param=None, next_path="next")
+    ep = endpoint(envelope=Envelope(items="results", total=None), paging=paging)
+    error = await fetch_error(client, ep)
+    assert error.reason == "payload"
+    assert "the next link leads away from the DMS: http://elsewhere:1/x?p=2" in str(error)
+    assert calls == [PREFIX + "/devices"]
 
 
 # --- authentication ----------------------------------------------------------------------------
@@ -479,7 +513,7 @@ async def test_request_timeout(aiohttp_server: ServerFactory) -> None:
 async def test_whole_fetch_timeout(aiohttp_server: ServerFactory) -> None:
     async def slow_pages(request: web.Request) -> web.Response:  # each page is quick enough
         await asyncio.sleep(0.1)
-        return web.json_response({"items": [{"id": "x"}] * 10})
+        return web.json_response({"items": [{"id": f"x{request.query['offset']}"}] * 10})
 
     client = await serve(aiohttp_server, slow_pages, page_size=10, timeout=1.0)
     started = time.monotonic()

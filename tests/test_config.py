@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dms_exporter.config import ENDPOINT_DEFAULTS, config_from_mapping, demo_config, load_config
+from dms_exporter.config_shape import Envelope
 from dms_exporter.errors import ConfigError
 from dms_exporter.model import ENDPOINTS
 from dms_exporter.vocabulary import KNOWN_FIELDS
@@ -252,5 +255,28 @@ def test_docs_list_every_field_and_key() -> None:
     keys += ["tls.verify", "tls.ca_file", "page_size", "max_pages", "max_concurrency"]
     keys += ["enabled", "interval", "stale_after", "path", "params", "fields", "retrieval"]
     keys += ["active_params", "allow_schedule_authorization", "devices", "file"]
+    keys += ["login", "token_header", "api_key_header", "envelope", "paging", "values", "gate"]
+    keys += ["items", "total", "style", "offset_param", "size_param", "page_param", "first_page"]
+    keys += ["next_path", "next_header", "cursor_path", "cursor_param", "login.method"]
+    keys += ["login.encoding", "login.username_field", "login.password_field", "login.token_path"]
+    keys += ["login.expiry", "login.expiry_path", "token_header.name", "token_header.scheme"]
+    keys += ["skipped_above", "bad_values_above", "last_good_below"]
     for key in keys:
         assert f"`{key}`" in docs, key
+
+
+def test_the_worked_shape_examples_in_the_docs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Django REST framework, JSON:API and Spring Data, as docs/configuration.md shows them."""
+    monkeypatch.setenv("DMS_PASSWORD", "pw")
+    docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", docs, re.DOTALL)
+    shaped = [yaml.safe_load(b) for b in blocks if "envelope:" in b and "url:" in b]
+    assert len(shaped) == 3
+    drf, jsonapi, spring = (config_from_mapping(data, "docs.yml") for data in shaped)
+    assert drf.endpoints["devices"].envelope == Envelope(items="results", total="count")
+    assert drf.endpoints["devices"].paging.style == "next"
+    assert jsonapi.endpoints["alarms"].paging.page_param == "page[number]"
+    assert jsonapi.endpoints["alarms"].paging.params == ("page[size]", "page[number]")
+    assert spring.endpoints["devices"].paging.first_page == 0
+    assert spring.endpoints["alarms"].paging.style == "none"
+    assert spring.dms.login.token_path == "access_token"

@@ -152,6 +152,8 @@ async def start_dms(tmp_path: Path) -> Dms:
         broken_sim.add_fault("alarms", "status", status=401)  # DmsLoginFailing (reason auth)
         # no state for any schedule: the one inside its window is not reported active
         broken_sim.add_fault("schedule_authorizations", "missing_fields", fields=["state"])
+        # a good first answer, then words nobody knows: DmsEndpointSuspect
+        broken_sim.add_fault("destinations", "unknown_enums", skip=1)
         config_file = tmp_path / "broken.yml"
         config_file.write_text(
             yaml.safe_dump(

@@ -121,7 +121,9 @@ def device(**changes: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("endpoint", model.ENDPOINTS)
 def test_example_parses_to_expected_row(endpoint: str) -> None:
     parsed = parse(endpoint, example(endpoint), {}, now=NOW)
-    assert parsed == Parsed(rows=(EXPECTED[endpoint],), skipped=0, unknown_values=0)
+    assert parsed == Parsed(
+        rows=(EXPECTED[endpoint],), skipped=0, unknown_values=0, items=1, issues={}
+    )
 
 
 def test_known_fields_cover_every_endpoint_and_example_key() -> None:
@@ -204,12 +206,19 @@ def test_wrong_types_do_not_raise() -> None:
         model={"x": 1},
         groupIds=["g-1", 7, None, {"id": "g-2"}, ""],  # keep what can be an id
         location="Denver",  # not an object: site and region empty
-        lastContact=1780315182,  # not ISO text
+        lastContact=[1780315182],  # not a time
+        serialNumber=12.5,  # a float is never an id-like text
     )
-    (row,) = parse("devices", [item], {}, now=NOW).rows
+    parsed = parse("devices", [item], {}, now=NOW)
+    (row,) = parsed.rows
     assert (row.name, row.unit_address, row.model) == ("42", "", "")
     assert row.group_ids == ("g-1", "7")
     assert (row.site, row.region, row.last_contact) == ("", "", None)
+    # every value of an undocumented JSON type is counted against its field, for the gate
+    assert parsed.issues == dict.fromkeys(
+        ["name", "unitAddress", "serialNumber", "model", "lastContact", "location.site",
+         "location.region"], 1
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -280,9 +289,9 @@ def test_skipped_rows_do_not_count_unknown_values() -> None:
     assert (len(parsed.rows), parsed.skipped, parsed.unknown_values) == (1, 1, 0)
 
 
-def test_a_payload_with_no_usable_row_is_an_error_not_an_empty_table() -> None:
-    with pytest.raises(DmsPayloadError, match="none of 2 items"):
-        parse("devices", [{"connectionState": "ONLINE"}, {"deviceId": "x"}], {}, now=NOW)
+def test_a_payload_with_no_usable_row_has_no_rows_and_says_how_many_items() -> None:
+    parsed = parse("devices", [{"connectionState": "ONLINE"}, {"deviceId": "x"}], {}, now=NOW)
+    assert (parsed.rows, parsed.items, parsed.skipped) == ((), 2, 2)
 
 
 def test_hostile_values_become_safe_values() -> None:
@@ -305,7 +314,13 @@ def test_hostile_values_become_safe_values() -> None:
         ("", None),
         ("yesterday", None),
         ("2026-13-01T00:00:00Z", None),
-        (1780315200, None),
+        (1780315200, NOW),  # epoch seconds
+        (1780315200250, NOW + 0.25),  # epoch milliseconds, told apart per value
+        ("1780315200", NOW),
+        (1780315200.5, NOW + 0.5),
+        (True, None),
+        (0, None),
+        ([1780315200], None),
     ],
 )
 def test_times(text: Any, expected: float | None) -> None:
@@ -331,3 +346,35 @@ def test_wrong_overall_shape_raises(endpoint: str, payload: Any) -> None:
 
 def test_empty_collection() -> None:
     assert parse("alarms", [], {}, now=NOW) == Parsed(rows=(), skipped=0, unknown_values=0)
+
+
+@pytest.mark.parametrize("word", ["ONLINE", "online", "Online", "On-Line", "ON_LINE", "on line"])
+def test_enum_words_match_whatever_their_case_and_separators(word: str) -> None:
+    parsed = parse("devices", [device(connectionState=word)], {}, now=NOW)
+    assert parsed.rows[0].connection_state == "online"
+    assert parsed.unknown_values == 0
+    never = parse("devices", [device(connectionState="never-connected")], {}, now=NOW)
+    assert never.rows[0].connection_state == "never_connected"
+
+
+def test_value_maps_give_a_dms_its_own_words_and_only_true_unknowns_are_other() -> None:
+    words = {"connectionState": {"up": "ONLINE", "Down": "offline"}}
+    items = [device(id="a", connectionState="UP"), device(id="b", connectionState="down"),
+             device(id="c", connectionState="sideways")]  # fmt: skip
+    parsed = parse("devices", items, {}, now=NOW, values=words)
+    assert [r.connection_state for r in parsed.rows] == ["online", "offline", model.OTHER]
+    assert parsed.issues == {"connectionState": 1}
+
+
+def test_constants_override_what_the_dms_says() -> None:
+    items = [{"id": "a", "state": "CLEARED"}, {"id": "b"}, {"id": "c", "state": "WEIRD"}]
+    parsed = parse("alarms", items, {}, now=NOW, constants={"state": "active"})
+    assert [r.state for r in parsed.rows] == ["active"] * 3
+    assert "state" not in parsed.issues
+
+
+@pytest.mark.parametrize("bad_id", [[10007], 10007.0, True, {"id": "x"}])
+def test_ids_are_only_strings_or_integers(bad_id: Any) -> None:
+    parsed = parse("devices", [device(id=bad_id), device(id=10007)], {}, now=NOW)
+    assert [r.id for r in parsed.rows] == ["10007"]
+    assert parsed.skipped == 1

@@ -14,6 +14,7 @@ knows how the credentials are sent and how the answer is read.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import math
 import random
@@ -32,11 +33,13 @@ from ..errors import (
     DmsUnavailableError,
 )
 from ..model import LoginState
+from ..vocabulary import parse_time
+from .paging import walk
 
 if TYPE_CHECKING:
     from .client import DmsClient
 
-__all__ = ["BACKOFF_JITTER", "REFUSAL_CODES", "Login", "login_result"]
+__all__ = ["BACKOFF_JITTER", "REFUSAL_CODES", "Login", "basic_header", "login_result"]
 
 log = logging.getLogger(__name__)
 
@@ -157,17 +160,29 @@ class Login:
         detail += str(last).split(": ", 2)[-1]  # without "endpoint: POST path: "
         path = self._client.settings.login_path
         kwargs = {"status": last.status, "code": last.code}
-        return self._client._error(type(last), endpoint, "POST", path, detail, **kwargs)
+        return self._client._error(
+            type(last), endpoint, self._client.settings.login.method, path, detail, **kwargs
+        )
 
     async def _post_login(self, endpoint: EndpointSettings) -> tuple[str, Any]:
-        """POST the credentials; ``(token, expiresIn)``. A refusal (401, 403 or a code in
-        ``REFUSAL_CODES``) is a ``DmsAuthError``."""
+        """Send the credentials as ``dms.login`` says; ``(token, seconds until it expires or
+        None)``. A refusal (401, 403 or a code in ``REFUSAL_CODES``) is a ``DmsAuthError``."""
         client = self._client
         settings = client.settings
-        path = settings.login_path
-        credentials = {"username": settings.username, "password": settings.password}
+        shape = settings.login
+        path, method = settings.login_path, shape.method
+        fields = {shape.username_field: settings.username, shape.password_field: settings.password}
+        kwargs: dict[str, Any] = {}
+        if shape.encoding == "json":
+            kwargs["json_body"] = fields
+        elif shape.encoding == "form":
+            kwargs["form_body"] = fields
+        else:
+            kwargs["headers"] = {
+                "Authorization": basic_header(settings.username, settings.password)
+            }
         try:
-            body = await client._request(endpoint, "POST", path, json_body=credentials)
+            body = await client._request(endpoint, method, path, **kwargs)
         except (DmsAuthError, DmsHttpError, DmsUnavailableError) as exc:
             if exc.status not in (401, 403) and exc.code not in REFUSAL_CODES:
                 raise
@@ -175,11 +190,30 @@ class Login:
             if exc.code:
                 detail += f" {exc.code}"
             kwargs = {"status": exc.status, "code": exc.code}
-            raise client._error(DmsAuthError, endpoint, "POST", path, detail, **kwargs) from exc
-        token = body.get("token") if isinstance(body, dict) else None
+            raise client._error(DmsAuthError, endpoint, method, path, detail, **kwargs) from exc
+        token = walk(body, shape.token_path)
         if not isinstance(token, str) or not token:
-            raise client._error(DmsPayloadError, endpoint, "POST", path, "no token in the answer")
-        return token, body.get("expiresIn")
+            detail = f"no token at {shape.token_path!r} in the answer (see dms.login.token_path)"
+            raise client._error(DmsPayloadError, endpoint, method, path, detail)
+        expiry = walk(body, shape.expiry_path) if shape.expiry_path else None
+        if shape.expiry == "timestamp":
+            ends = parse_time(expiry)
+            expiry = None if ends is None else ends - time.time()
+        elif isinstance(expiry, str):  # "3600" from a DMS that quotes its numbers
+            expiry = _number(expiry)
+        return token, expiry
+
+
+def basic_header(username: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP Basic."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _retrieve(task: asyncio.Task[str]) -> None:

@@ -13,7 +13,6 @@ whole but is not JSON, is HTML, or has the wrong shape is a ``DmsPayloadError``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.utils
 import json
 import logging
@@ -21,9 +20,10 @@ import math
 import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC
 from typing import Any, Self
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -40,8 +40,9 @@ from ..errors import (
     DmsUnavailableError,
 )
 from ..model import LoginState
-from .auth import Login
+from .auth import Login, basic_header
 from .budget import Budget
+from .paging import Page, PagingError, collect
 
 __all__ = ["DmsClient"]
 
@@ -59,7 +60,8 @@ PRIORITY_ENDPOINTS = frozenset({"alarms", "system"})
 MAX_PAUSE = 600.0
 #: The settings that decide which DMS is reached and how one logs in to it.
 _CONNECTION_FIELDS = (
-    "url", "username", "password", "auth", "login_path", "proxy", "proxy_url", "tls"
+    "url", "username", "password", "auth", "login_path", "proxy", "proxy_url", "tls", "login",
+    "token_header", "api_key_header",
 )  # fmt: skip
 
 
@@ -126,53 +128,67 @@ class DmsClient:
             ) from exc
 
     async def _fetch(self, endpoint: EndpointSettings) -> Any:
-        page_size = self.settings.page_size
-        params = dict(endpoint.params)
-        if endpoint.name != "system":  # the one endpoint that is a single object
-            params.update(offset="0", limit=str(page_size))
-        body = await self._get(endpoint, params)
-        if not _is_envelope(body):
+        if endpoint.name == "system":  # the one endpoint that is a single object
+            body = await self._get(endpoint, dict(endpoint.params))
             if isinstance(body, list | dict):
                 return body
             detail = f"not a JSON object or array but {type(body).__name__}"
             raise self._error(DmsPayloadError, endpoint, "GET", endpoint.path, detail)
-        items: list[Any] = []
-        pages = 0
-        while True:
-            page = body["items"]
-            items.extend(page)
-            pages += 1
-            limit, total = body.get("limit"), body.get("total")
-            limit = min(limit, page_size) if _is_count(limit) and limit > 0 else page_size
-            # With a total, a short page is not the end (servers send those); without, it is.
-            done = len(items) >= total if _is_count(total) else len(page) < limit
-            if done or not page:
-                return items
-            if pages >= self.settings.max_pages:
-                raise self._error(
-                    DmsPageLimitError,
-                    endpoint,
-                    "GET",
-                    endpoint.path,
-                    f"more pages after dms.max_pages={pages} ({len(items)} items so far)",
-                )
-            body = await self._get(endpoint, {**params, "offset": str(len(items))})
-            if not _is_envelope(body):
-                detail = f"page {pages + 1} is not a paging envelope"
-                raise self._error(DmsPayloadError, endpoint, "GET", endpoint.path, detail)
 
-    async def _get(self, endpoint: EndpointSettings, params: dict[str, str]) -> Any:
-        """One authenticated GET; with a token, log in again once on 401 and retry once."""
-        if self.settings.auth == "basic":
-            return await self._request(endpoint, "GET", endpoint.path, params=params)
+        async def get(target: str, params: Mapping[str, str] | None) -> Page:
+            link: dict[str, str] = {}
+            if params is None:  # a next link the DMS sent
+                body = await self._get(endpoint, None, url=self._same_origin(endpoint, target),
+                                       headers_out=link)  # fmt: skip
+            else:
+                body = await self._get(endpoint, dict(params), headers_out=link)
+            return Page(body, link.get("Link"))
+
+        try:
+            return await collect(
+                get,
+                endpoint.path,
+                endpoint.params,
+                endpoint.envelope,
+                endpoint.paging,
+                page_size=self.settings.page_size,
+                max_pages=self.settings.max_pages,
+            )
+        except PagingError as exc:
+            cls = DmsPageLimitError if exc.page_limit else DmsPayloadError
+            raise self._error(cls, endpoint, "GET", endpoint.path, str(exc)) from exc
+
+    def _same_origin(self, endpoint: EndpointSettings, link: str) -> str:
+        """A next link as an absolute URL; refused unless on the DMS's own scheme, host and
+        port (the token must never go to another server)."""
+        base = self.settings.url + endpoint.path
+        url = urljoin(base, link)
+        if urlsplit(url)[:2] != urlsplit(base)[:2]:
+            detail = f"the next link leads away from the DMS: {_clip(link)}"
+            raise self._error(DmsPayloadError, endpoint, "GET", endpoint.path, detail)
+        return url
+
+    async def _get(
+        self,
+        endpoint: EndpointSettings,
+        params: dict[str, str] | None,
+        *,
+        url: str | None = None,
+        headers_out: dict[str, str] | None = None,
+    ) -> Any:
+        """One authenticated GET (of ``url`` instead of the endpoint's path when given); with
+        a token, log in again once on 401 and retry once."""
+        kwargs: dict[str, Any] = {"params": params, "url": url, "headers_out": headers_out}
+        if self.settings.auth != "token":  # basic and api_key: in the session's headers
+            return await self._request(endpoint, "GET", endpoint.path, **kwargs)
         token = await self._login.token(endpoint)
         try:
-            return await self._request(endpoint, "GET", endpoint.path, params=params, token=token)
+            return await self._request(endpoint, "GET", endpoint.path, token=token, **kwargs)
         except DmsAuthError:
             log.debug("token refused, logging in again", extra={"endpoint": endpoint.name})
         token = await self._login.token(endpoint, refused=token)
         try:
-            return await self._request(endpoint, "GET", endpoint.path, params=params, token=token)
+            return await self._request(endpoint, "GET", endpoint.path, token=token, **kwargs)
         except DmsAuthError as exc:
             detail = f"HTTP 401 even after logging in again ({exc.code or 'no error code'})"
             error = self._error(DmsAuthError, endpoint, "GET", endpoint.path, detail, status=401)
@@ -186,11 +202,22 @@ class DmsClient:
         *,
         params: dict[str, str] | None = None,
         json_body: dict[str, str] | None = None,
+        form_body: dict[str, str] | None = None,
         token: str | None = None,
+        headers: dict[str, str] | None = None,
+        url: str | None = None,
+        headers_out: dict[str, str] | None = None,
     ) -> Any:
-        """One HTTP request within ``settings.timeout``; the decoded JSON of a 2xx answer."""
+        """One HTTP request within ``settings.timeout``; the decoded JSON of a 2xx answer.
+
+        ``url`` replaces ``settings.url + path``; ``headers_out`` receives the answer's
+        ``Link`` header."""
         settings = self.settings
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+        if token:
+            headers = {
+                **(headers or {}),
+                settings.token_header.name: settings.token_header.value(token),
+            }
         proxy = settings.proxy_url if settings.proxy == "url" else None
         session = self._get_session(endpoint)
         loop = asyncio.get_running_loop()
@@ -203,11 +230,22 @@ class DmsClient:
         # dms.timeout): a poll that gives up must not leave the DMS working on a request the
         # budget no longer counts.
         exchange = asyncio.create_task(
-            self._exchange(session, method, settings.url + path, params, json_body, headers, proxy)
+            self._exchange(
+                session,
+                method,
+                url or settings.url + path,
+                params,
+                json_body,
+                form_body,
+                headers,
+                proxy,
+            )
         )
         exchange.add_done_callback(self._exchange_done)
         try:
             response, body = await asyncio.shield(exchange)
+            if headers_out is not None and "Link" in response.headers:
+                headers_out["Link"] = response.headers["Link"]
         except TimeoutError as exc:
             detail = f"no answer within dms.timeout={settings.timeout:g}s"
             raise self._error(DmsTimeoutError, endpoint, method, path, detail) from exc
@@ -242,13 +280,20 @@ class DmsClient:
         url: str,
         params: dict[str, str] | None,
         json_body: dict[str, str] | None,
+        form_body: dict[str, str] | None,
         headers: dict[str, str] | None,
         proxy: str | None,
     ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Send one request and read the whole answer, within ``dms.timeout``."""
         async with asyncio.timeout(self.settings.timeout):
             async with session.request(
-                method, url, params=params, json=json_body, headers=headers, proxy=proxy
+                method,
+                url,
+                params=params,
+                json=json_body,
+                data=form_body,
+                headers=headers,
+                proxy=proxy,
             ) as response:
                 return response, await _read_capped(response)
 
@@ -316,22 +361,15 @@ class DmsClient:
                     raise self._error(DmsConnectionError, endpoint, "GET", "", detail) from exc
             headers = {"Accept": "application/json", "User-Agent": f"dms-exporter/{__version__}"}
             if settings.auth == "basic":
-                pair = f"{settings.username}:{settings.password}".encode()
-                headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+                headers["Authorization"] = basic_header(settings.username, settings.password)
+            elif settings.auth == "api_key":
+                headers[settings.api_key_header] = settings.password
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=verify),
                 trust_env=settings.proxy == "environment",
                 headers=headers,
             )
         return self._session
-
-
-def _is_envelope(body: Any) -> bool:
-    return isinstance(body, dict) and isinstance(body.get("items"), list)
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _clip(text: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from .auth import AUTH_MODES
 from .faults import FAULT_KINDS, FaultError, parse_fault_spec
 from .runner import Simulator
+from .shapes import LIST_SHAPES, LOGIN_SHAPES
 
 EPILOG = f"""\
 faults: --fault ENDPOINT=KIND[:VALUE][,key=value...]  (repeatable)
@@ -62,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
         "--auth",
         choices=AUTH_MODES,
         default="token",
-        help="token: POST /auth/login then Bearer; basic: HTTP Basic on every call",
+        help="token: POST /auth/login then Bearer; basic: HTTP Basic on every call; api_key: "
+        "the password in X-API-Key on every call",
     )
     p.add_argument("--username", default="monitor", help="API user (default monitor)")
     p.add_argument(
@@ -75,6 +77,19 @@ def parser() -> argparse.ArgumentParser:
         "--bare-arrays",
         action="store_true",
         help="answer collections with a bare JSON array, no paging",
+    )
+    p.add_argument(
+        "--shape",
+        choices=sorted(LIST_SHAPES),
+        default=None,
+        help="list envelope and paging style (default: the documented {total,offset,limit,items})",
+    )
+    p.add_argument(
+        "--login-shape",
+        choices=sorted(LOGIN_SHAPES),
+        default="default",
+        help="login request and answer, and how the token is sent (default: POST /auth/login, "
+        "Bearer)",
     )
     p.add_argument(
         "--frozen",
@@ -133,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             frozen=args.frozen,
             auth=args.auth,
             bare_arrays=args.bare_arrays,
+            list_shape=args.shape,
+            login_shape=args.login_shape,
             token_ttl=args.token_ttl,
             change_rate=args.change_rate,
             tick_interval=args.tick_interval,

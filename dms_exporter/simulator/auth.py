@@ -6,11 +6,13 @@ import base64
 import binascii
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .clock import Clock
+from .shapes import LoginShape, login_answer, token_from
 
-AUTH_MODES = ("token", "basic")
+AUTH_MODES = ("token", "basic", "api_key")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class Authenticator:
     password: str = field(repr=False)
     token_ttl: float
     clock: Clock
+    login: LoginShape = field(default_factory=LoginShape)  # how tokens are asked for and sent
+    api_key_header: str = "X-API-Key"  # mode api_key: the header that must hold the password
     _tokens: dict[str, float] = field(default_factory=dict, repr=False)  # token -> expiry
     _revoked: set[str] = field(default_factory=set, repr=False)
 
@@ -52,24 +56,22 @@ class Authenticator:
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
         token = secrets.token_urlsafe(24)
         self._tokens[token] = now + self.token_ttl
-        return {"token": token, "expiresIn": int(self.token_ttl)}
+        return login_answer(self.login, token, self.token_ttl, now)
 
-    def check(self, authorization: str | None) -> Denied | None:
-        """``None`` if the ``Authorization`` header lets the call through, else why not."""
-        scheme, _, value = (authorization or "").strip().partition(" ")
-        value = value.strip()
-        if self.mode == "basic":
-            if scheme.lower() != "basic" or not value:
-                return Denied("AUTHENTICATION_REQUIRED", "HTTP Basic credentials required")
-            try:
-                user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return Denied("INVALID_CREDENTIALS", "malformed Basic credentials")
-            if not self.credentials_ok(user, password):
-                return Denied("INVALID_CREDENTIALS", "invalid username or password")
+    def check(self, headers: Mapping[str, str]) -> Denied | None:
+        """``None`` if the request's headers let the call through, else why not."""
+        if self.mode == "api_key":
+            key = headers.get(self.api_key_header)
+            if key is None:
+                return Denied("AUTHENTICATION_REQUIRED", f"{self.api_key_header} required")
+            if not hmac.compare_digest(key.encode(), self.password.encode()):
+                return Denied("INVALID_API_KEY", "invalid API key")
             return None
-        if scheme.lower() != "bearer" or not value:
-            return Denied("AUTHENTICATION_REQUIRED", "bearer token required")
+        if self.mode == "basic":
+            return self.check_basic(headers.get("Authorization"))
+        value = token_from(self.login, headers)
+        if value is None:
+            return Denied("AUTHENTICATION_REQUIRED", "token required")
         if value in self._revoked:
             return Denied("TOKEN_REVOKED", "token has been revoked")
         expiry = self._tokens.get(value)
@@ -77,6 +79,20 @@ class Authenticator:
             return Denied("INVALID_TOKEN", "unknown token")
         if self.clock.now() >= expiry:
             return Denied("TOKEN_EXPIRED", "token has expired")
+        return None
+
+    def check_basic(self, authorization: str | None) -> Denied | None:
+        """``None`` if an ``Authorization: Basic`` value holds the right credentials."""
+        scheme, _, value = (authorization or "").strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() != "basic" or not value:
+            return Denied("AUTHENTICATION_REQUIRED", "HTTP Basic credentials required")
+        try:
+            user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return Denied("INVALID_CREDENTIALS", "malformed Basic credentials")
+        if not self.credentials_ok(user, password):
+            return Denied("INVALID_CREDENTIALS", "invalid username or password")
         return None
 
     def revoke_all(self) -> int:

@@ -18,6 +18,7 @@ from .clock import Clock, iso
 from .control import CONTROL_PATH, control_app
 from .faults import FaultBook, parse_fault_spec
 from .server import BASE_PATH, DmsApi, error_response
+from .shapes import LIST_SHAPES, LOGIN_SHAPES, ListShape, LoginShape
 from .world import World
 
 log = logging.getLogger("dms_exporter.simulator")
@@ -50,9 +51,13 @@ class Simulator:
         start_time: float | None = None,
         access_log: bool = False,
         role: str | None = None,
+        list_shape: str | ListShape | None = None,
+        login_shape: str | LoginShape = "default",
     ) -> None:
         """``role`` overrides the ``role`` of ``/system/info`` (``BACKUP`` for a standby DMS);
-        also changeable while running with ``set_role``."""
+        also changeable while running with ``set_role``. ``list_shape`` and ``login_shape`` are
+        a preset name of ``shapes.LIST_SHAPES`` / ``shapes.LOGIN_SHAPES`` or a shape;
+        ``list_shape`` None is the documented envelope (or ``bare_arrays``)."""
         if devices < 1:
             raise ValueError("devices must be at least 1")
         self.devices, self.seed, self.frozen = devices, seed, frozen
@@ -66,7 +71,11 @@ class Simulator:
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
         self.paths, self.field_names = dict(paths or {}), dict(field_names or {})
         self.clock = Clock(frozen=frozen, start=start_time)
-        self.auth = Authenticator(auth, username, password, token_ttl, self.clock)
+        self.list_shape = _shape(LIST_SHAPES, list_shape) if list_shape is not None else None
+        self.login_shape = _shape(LOGIN_SHAPES, login_shape)
+        self.auth = Authenticator(
+            auth, username, password, token_ttl, self.clock, login=self.login_shape
+        )
         self.faults = FaultBook()
         for spec in faults:
             self.add_fault(**(parse_fault_spec(spec) if isinstance(spec, str) else dict(spec)))
@@ -159,6 +168,7 @@ class Simulator:
             self.request_counts,
             self.bare_arrays,
             self.field_names,
+            self.list_shape,
         )
         app = web.Application(middlewares=[self._count_in_flight, _json_errors(self.base_path)])
         app.add_routes(api.routes(self.base_path, self.paths))
@@ -280,6 +290,8 @@ class Simulator:
             "seed": self.seed,
             "auth": self.auth.mode,
             "bareArrays": self.bare_arrays,
+            "listShape": repr(self.list_shape) if self.list_shape else "documented",
+            "loginShape": repr(self.login_shape),
             "baseUrl": self.base_url,
             "counts": self.world.counts(),
             "faults": [f.to_json() for f in self.faults.faults],
@@ -289,6 +301,14 @@ class Simulator:
             "role": self.world.system["role"],
             "tokens": self.auth.token_count,
         }
+
+
+def _shape(presets: Mapping[str, Any], shape: Any) -> Any:
+    if isinstance(shape, str):
+        if shape not in presets:
+            raise ValueError(f"unknown shape {shape!r}; one of {', '.join(presets)}")
+        return presets[shape]
+    return shape
 
 
 def _json_errors(base_path: str) -> Any:

@@ -14,9 +14,12 @@ from aiohttp import web
 from .auth import Authenticator, Denied
 from .collection import dumps
 from .faults import ITEM_KINDS, RESPONSE_KINDS, TOKEN_KINDS, Fault, FaultBook, damage
+from .shapes import BadRequest, ListShape, query_int, render, window
 from .world import World
 
 BASE_PATH = "/dms-api/v1"
+#: Headers a list handler adds to its answer (a paging ``Link``).
+EXTRA_HEADERS = web.RequestKey("extra_headers", dict)
 LOGIN_PATH = "/auth/login"
 #: Endpoint name -> path under the base path.
 PATHS: dict[str, str] = {
@@ -84,10 +87,6 @@ def html_page(status: int) -> str:
     return HTML_PAGE.format(status=shown, reason=reason)
 
 
-class BadRequest(ValueError):
-    """A query parameter the API refuses (400 INVALID_PARAMETER)."""
-
-
 @dataclass(frozen=True)
 class Query:
     offset: int = 0
@@ -100,18 +99,6 @@ def parse_query(query: Mapping[str, str], endpoint: str, paged: bool = True) -> 
     """Validate ``offset``, ``limit`` (capped at 1000; ignored unless ``paged``), ``state``
     and ``deviceId``."""
 
-    def integer(name: str, default: int, low: int) -> int:
-        raw = query.get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
-        if value < low:
-            raise BadRequest(f"{name} must be at least {low}, got {value}")
-        return value
-
     state = query.get("state")
     if state is not None and endpoint == "alarms":
         state = state.lower()
@@ -122,8 +109,9 @@ def parse_query(query: Mapping[str, str], endpoint: str, paged: bool = True) -> 
     state = state if endpoint == "alarms" else None
     if not paged:
         return Query(state=state, device_id=device_id)
-    offset = integer("offset", 0, 0)
-    return Query(offset, min(MAX_LIMIT, integer("limit", DEFAULT_LIMIT, 1)), state, device_id)
+    offset = query_int(query, "offset", 0, 0)
+    limit = min(MAX_LIMIT, query_int(query, "limit", DEFAULT_LIMIT, 1))
+    return Query(offset, limit, state, device_id)
 
 
 @dataclass
@@ -136,13 +124,15 @@ class DmsApi:
     request_counts: dict[str, int]
     bare_arrays: bool = False
     field_names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    list_shape: ListShape | None = None  # None: the documented envelope (or bare_arrays)
 
     def routes(
         self, base_path: str = BASE_PATH, paths: Mapping[str, str] | None = None
     ) -> list[web.RouteDef]:
         """Every route of the API under ``base_path``; ``paths`` overrides endpoint paths."""
         paths = {**PATHS, **(paths or {})}
-        routes = [web.post(base_path + LOGIN_PATH, self.login)]
+        login = self.auth.login
+        routes = [web.route(login.method, base_path + login.path, self.login)]
         for endpoint, path in paths.items():
             if endpoint == "system":
                 routes.append(web.get(base_path + path, self._handler(endpoint, self._system)))
@@ -163,18 +153,26 @@ class DmsApi:
         early = await self._early(request, faults)
         if early is not None:
             return early
-        if self.auth.mode == "basic":
-            return error_response(404, "NOT_FOUND", "token login is disabled: use HTTP Basic")
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return error_response(
-                400, "BAD_REQUEST", "body must be JSON with username and password"
-            )
-        if not isinstance(body, dict):
-            return error_response(400, "BAD_REQUEST", "body must be a JSON object")
-        if not self.auth.credentials_ok(body.get("username"), body.get("password")):
-            return error_response(401, "INVALID_CREDENTIALS", "invalid username or password")
+        if self.auth.mode != "token":
+            return error_response(404, "NOT_FOUND", f"token login is disabled: {self.auth.mode}")
+        shape = self.auth.login
+        if shape.encoding == "basic":
+            denied = self.auth.check_basic(request.headers.get("Authorization"))
+            if denied is not None:
+                return error_response(401, denied.code, denied.message)
+        else:
+            body: Any
+            try:
+                body = (
+                    dict(await request.post()) if shape.encoding == "form" else await request.json()
+                )
+            except (ValueError, UnicodeDecodeError):
+                return error_response(400, "BAD_REQUEST", f"body must be {shape.encoding}")
+            if not isinstance(body, dict):
+                return error_response(400, "BAD_REQUEST", "body must be a JSON object")
+            user, password = body.get(shape.username_field), body.get(shape.password_field)
+            if not self.auth.credentials_ok(user, password):
+                return error_response(401, "INVALID_CREDENTIALS", "invalid username or password")
         obj = self.auth.issue_token()
         return await self._send(request, "login", self._object(obj, "login", faults), faults)
 
@@ -190,11 +188,12 @@ class DmsApi:
                     self.auth.expire_all()
                 else:
                     self.auth.revoke_all()
-            denied = self.auth.check(request.headers.get("Authorization"))
+            denied = self.auth.check(request.headers)
             if denied is not None:
                 return self._unauthorized(denied)
+            paged = not self.bare_arrays and self.list_shape is None
             try:
-                query = parse_query(request.query, endpoint, paged=not self.bare_arrays)
+                query = parse_query(request.query, endpoint, paged=paged)
             except BadRequest as exc:
                 return error_response(400, "INVALID_PARAMETER", str(exc))
             faults = self.faults.take(endpoint, exclude=TOKEN_KINDS)
@@ -203,6 +202,8 @@ class DmsApi:
                 return early
             try:
                 body = build(request, endpoint, query, faults)
+            except BadRequest as exc:
+                return error_response(400, "INVALID_PARAMETER", str(exc))
             except KeyError:
                 return error_response(
                     404, "NOT_FOUND", f"no {endpoint} item {request.match_info.get('id')!r}"
@@ -240,6 +241,20 @@ class DmsApi:
         listing = self.world.listing(endpoint, query.device_id, query.state)
         kinds = {f.kind for f in faults}
         offset, limit = query.offset, query.limit
+        item_faults = [f for f in faults if f.kind in ITEM_KINDS]
+        if self.list_shape is not None:
+            offset, limit = window(self.list_shape, request.query, len(listing))
+            items = [
+                dumps(damage(json.loads(b), item_faults, endpoint, offset + i))
+                if item_faults
+                else b
+                for i, b in enumerate(listing[offset : offset + limit])
+            ]
+            url = str(request.url.with_query(None))
+            body, request[EXTRA_HEADERS] = render(
+                self.list_shape, items, len(listing), offset, limit, url, request.query
+            )
+            return body
         if self.bare_arrays:
             offset, items = 0, list(listing[:])
             total = len(items)
@@ -247,7 +262,6 @@ class DmsApi:
             items, total = _endless(listing, offset, limit)
         else:
             items, total = listing[offset : offset + limit], len(listing)
-        item_faults = [f for f in faults if f.kind in ITEM_KINDS]
         if item_faults:
             items = [
                 dumps(damage(json.loads(b), item_faults, endpoint, offset + i))
@@ -305,7 +319,8 @@ class DmsApi:
             body = body[: int(len(body) * fault.params["fraction"])]
         elif fault is not None and fault.kind == "drop_connection":
             return await _drop(request, body)
-        return web.Response(body=body, headers={"Content-Type": JSON_TYPE})
+        headers = {"Content-Type": JSON_TYPE, **request.get(EXTRA_HEADERS, {})}
+        return web.Response(body=body, headers=headers)
 
 
 def _endless(listing: Sequence[bytes], offset: int, limit: int) -> tuple[list[bytes], int]:

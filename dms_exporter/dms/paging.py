@@ -1,0 +1,203 @@
+"""Paging: how the pages of one list endpoint are asked for, unwrapped and ended.
+
+``collect`` follows one endpoint's configured style (``config_shape.Paging``) and envelope
+(``config_shape.Envelope``) to the end and returns every item. Styles: ``offset`` (offset and
+size parameters), ``page`` (page number from 0 or 1 and size), ``next`` (a URL or path at a dotted
+path in the body, or the ``Link: <...>; rel="next"`` header), ``cursor`` (a token at a dotted path,
+sent back as a parameter) and ``none``. Every style ends on an empty page, at the total when the
+answer sends one, and fails on a page that repeats the previous one (a DMS that ignores the
+paging parameter would otherwise be read to the page cap) or that goes past ``dms.max_pages``.
+
+A bare JSON array is one complete answer, unless the envelope is ``bare`` (then its pages follow
+the style like any other). The HTTP side is the caller's ``get``: this module never does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+from ..config_shape import Envelope, Paging
+
+__all__ = ["Page", "PagingError", "collect", "link_next", "walk"]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One answer: the decoded body and its ``Link`` header (None if absent)."""
+
+    body: Any
+    link: str | None = None
+
+
+class PagingError(Exception):
+    """The answer cannot be paged as configured; ``page_limit`` for the page cap, else payload."""
+
+    def __init__(self, message: str, *, page_limit: bool = False) -> None:
+        super().__init__(message)
+        self.page_limit = page_limit
+
+
+#: ``get(target, params)``: ``target`` is the endpoint's path, or a next link as the DMS sent it
+#: (``params`` is then None: the link carries them).
+Getter = Callable[[str, Mapping[str, str] | None], Awaitable[Page]]
+
+_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
+_REL_NEXT = re.compile(r';\s*rel\s*=\s*"?(?:[^"]*\s)?next(?:\s[^"]*)?"?', re.IGNORECASE)
+
+
+def walk(body: Any, path: str) -> Any:
+    """The value at a dotted ``path`` in ``body``, or None."""
+    for key in path.split("."):
+        if not isinstance(body, dict):
+            return None
+        body = body.get(key)
+    return body
+
+
+def link_next(header: str | None) -> str | None:
+    """The target of ``rel="next"`` in a ``Link`` header, or None."""
+    for match in _LINK.finditer(header or ""):
+        if _REL_NEXT.search(match[2]):
+            return match[1].strip() or None
+    return None
+
+
+async def collect(
+    get: Getter,
+    path: str,
+    params: Mapping[str, str],
+    envelope: Envelope,
+    paging: Paging,
+    *,
+    page_size: int,
+    max_pages: int,
+) -> list[Any]:
+    """Every item of one list endpoint; see the module docstring."""
+    query = {**params, **_first_params(paging, page_size)}
+    page = await get(path, query)
+    if isinstance(page.body, list) and not envelope.bare:
+        return page.body  # a bare array without paging: the whole list
+    items: list[Any] = []
+    previous: list[Any] | None = None
+    seen_cursors: set[str] = set()
+    pages = 0
+    while True:
+        found = _items(page.body, envelope, pages + 1)
+        pages += 1
+        if previous is not None and found and found == previous:
+            raise PagingError(
+                f"page {pages} repeats page {pages - 1}: does the DMS ignore "
+                f"{_what_moves(paging)}? (set the endpoint's paging)"
+            )
+        items.extend(found)
+        total = walk(page.body, envelope.total) if envelope.total else None
+        if not found or (_is_count(total) and len(items) >= total):
+            return items
+        short_ends = not _is_count(total)  # with a total, a short page is not the end
+        target, query = _next(page, paging, params, page_size, pages, len(items), found, short_ends)
+        if target is None:
+            return items
+        if paging.style == "cursor":
+            cursor = query[paging.cursor_param or ""]
+            if cursor in seen_cursors:
+                raise PagingError(f"page {pages + 1}: the cursor {cursor[:40]!r} came back again")
+            seen_cursors.add(cursor)
+        if pages >= max_pages:
+            raise PagingError(
+                f"more pages after dms.max_pages={pages} ({len(items)} items so far)",
+                page_limit=True,
+            )
+        previous = found
+        page = await get(target, None) if target else await get(path, query)
+
+
+def _first_params(paging: Paging, page_size: int) -> dict[str, str]:
+    params = {}
+    if paging.style == "offset" and paging.offset_param:
+        params[paging.offset_param] = "0"
+    if paging.style == "page" and paging.page_param:
+        params[paging.page_param] = str(paging.first_page)
+    if paging.size_param and paging.style != "none":
+        params[paging.size_param] = str(page_size)
+    return params
+
+
+def _items(body: Any, envelope: Envelope, number: int) -> list[Any]:
+    """The items of one page, or a ``PagingError`` naming the items path."""
+    if envelope.bare or isinstance(body, list):
+        if isinstance(body, list):
+            return body
+        raise PagingError(f"page {number}: expected a bare JSON array, got {_kind(body)}")
+    found = walk(body, envelope.items or "")
+    if isinstance(found, list):
+        return found
+    if isinstance(body, dict):
+        keys = ", ".join(sorted(map(str, body))[:10]) or "none"
+        raise PagingError(
+            f"page {number}: no list at {envelope.items!r} in the answer (its keys: {keys})"
+        )
+    raise PagingError(f"page {number}: expected a JSON object, got {_kind(body)}")
+
+
+def _next(
+    page: Page,
+    paging: Paging,
+    params: Mapping[str, str],
+    page_size: int,
+    pages: int,
+    count: int,
+    found: list[Any],
+    short_ends: bool,
+) -> tuple[str | None, dict[str, str]]:
+    """``(target, params)`` of the page after ``pages`` pages, or ``(None, {})`` at the end.
+
+    ``target`` "" means the endpoint's own path."""
+    style = paging.style
+    if style in ("offset", "page"):
+        size = page_size
+        reported = walk(page.body, paging.size_param) if paging.size_param else None
+        if _is_count(reported) and 0 < reported < size:  # the DMS capped the page size
+            size = int(reported)
+        if short_ends and len(found) < size:
+            return None, {}
+        query = {**params, **_first_params(paging, page_size)}
+        if style == "offset":
+            query[paging.offset_param or ""] = str(count)
+        else:
+            query[paging.page_param or ""] = str(paging.first_page + pages)
+        return "", query
+    if style == "next":
+        link = walk(page.body, paging.next_path) if paging.next_path else link_next(page.link)
+        if not isinstance(link, str) or not link.strip():
+            return None, {}
+        return link.strip(), {}
+    if style == "cursor":
+        cursor = walk(page.body, paging.cursor_path or "")
+        if cursor is None or cursor == "" or isinstance(cursor, bool | dict | list):
+            return None, {}
+        query = {**params, **_first_params(paging, page_size)}
+        query[paging.cursor_param or ""] = str(cursor)
+        return "", query
+    return None, {}  # none: one request
+
+
+def _what_moves(paging: Paging) -> str:
+    moving = {
+        "offset": paging.offset_param,
+        "page": paging.page_param,
+        "cursor": paging.cursor_param,
+        "next": "its own next link",
+    }.get(paging.style)
+    return f"the parameter {moving}" if paging.style != "next" else str(moving)
+
+
+def _is_count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _kind(body: Any) -> str:
+    kinds: dict[type, str] = {dict: "an object", list: "an array"}
+    return kinds.get(type(body), type(body).__name__)
