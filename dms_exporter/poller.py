@@ -24,7 +24,7 @@ from .errors import DmsApiError, DmsPayloadError, DmsSuspectError, DmsUnavailabl
 from .gate import Quality, judge
 from .model import Alarm, EndpointStatus, Table, reuse_unchanged
 from .store import Store
-from .vocabulary import Parsed, parse
+from .vocabulary import Parsed, Parser
 
 __all__ = ["JITTER", "EndpointPoller", "RefreshTooSoonError"]
 
@@ -162,12 +162,22 @@ class EndpointPoller:
         name = self.settings.name
         started = time.perf_counter()
         try:
-            payload = await self._client.fetch(self.settings)
+            loop = asyncio.get_running_loop()
+            settings = self.settings
+            parser = Parser(name, settings.fields, values=settings.values,
+                            constants=settings.constants)  # fmt: skip
+
+            async def on_page(items: list[Any]) -> None:
+                # page by page, in a worker thread: the JSON of a big endpoint is never held
+                # whole, so its peak does not become the process's resident size
+                await loop.run_in_executor(None, parser.feed, items)
+
+            payload = await self._client.fetch(settings, on_page)
             now = self._clock()
             old = self._store.tables[name]
             first_seen = self._store.alarm_first_seen
-            table, parsed, changed, first_seen = await asyncio.get_running_loop().run_in_executor(
-                None, self._prepare, payload, now, old, first_seen
+            table, parsed, changed, first_seen = await loop.run_in_executor(
+                None, self._prepare, parser, payload, now, old, first_seen
             )
             quality = Quality.of(parsed)
             self._check(quality, parsed)
@@ -203,14 +213,20 @@ class EndpointPoller:
         return self._store.status(name)
 
     def _prepare(
-        self, payload: Any, now: float, old: Table | None, first_seen: Mapping[str, float]
+        self,
+        parser: Parser,
+        payload: Any,
+        now: float,
+        old: Table | None,
+        first_seen: Mapping[str, float],
     ) -> tuple[Table, Parsed, bool, Mapping[str, float]]:
-        """Parse, fill alarm times and compare with the table held. Pure, so it runs in a
+        """Finish parsing (``payload``: what the client returned besides the pages it fed to
+        ``parser``), fill alarm times and compare with the table held. Pure, so it runs in a
         worker thread (all three scale with the number of rows)."""
         name = self.settings.name
-        settings = self.settings
-        parsed = parse(name, payload, settings.fields, now, values=settings.values,
-                       constants=settings.constants)  # fmt: skip
+        if payload != []:  # system's object, or a list the client did not page
+            parser.feed_payload(payload)
+        parsed = parser.result()
         rows = parsed.rows
         if name == "alarms":
             rows, first_seen = fill_asserted_times(rows, first_seen, now)

@@ -23,7 +23,15 @@ from typing import Any
 from . import model
 from .errors import DmsPayloadError
 
-__all__ = ["ENUM_FIELDS", "KNOWN_FIELDS", "Parsed", "enum_key", "parse", "parse_time"]
+__all__ = [
+    "ENUM_FIELDS",
+    "KNOWN_FIELDS",
+    "Parsed",
+    "Parser",
+    "enum_key",
+    "parse",
+    "parse_time",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,67 +363,107 @@ def parse(
     accepted so that callers need not change when one does.
     """
     del now
-    row_type, specs = _PLANS[endpoint]
-    values = values or {}
-    constants = constants or {}
-    issues = [0] * len(specs)
-    plan: list[_Step] = []
-    n_ids = 0
-    shared: dict[Any, Any] = {}  # one object per distinct text value, id or id list
-    for i, (canonical, kind) in enumerate(specs):
-        first, *rest = fields.get(canonical, canonical).split(".")
-        if canonical in constants:
-            plan.append((first, None, _constant(constants[canonical]), None, i))
-            continue
-        if isinstance(kind, tuple):
-            convert = _enum(kind, values.get(canonical, {}), issues, i)
-            types: frozenset[type] | None = None  # the converter counts its own misses
+    parser = Parser(endpoint, fields, values=values, constants=constants)
+    parser.feed_payload(payload)
+    return parser.result()
+
+
+class Parser:
+    """``parse`` a page at a time: ``feed`` each page's items as it arrives (its JSON can then be
+    freed, so a big endpoint never holds all its JSON at once), then ``result``. Rows repeated
+    across pages are dropped as within one."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        fields: Mapping[str, str],
+        *,
+        values: Mapping[str, Mapping[str, str]] | None = None,
+        constants: Mapping[str, str] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._row_type, specs = _PLANS[endpoint]
+        self._specs = specs
+        values = values or {}
+        constants = constants or {}
+        self._issues = [0] * len(specs)
+        plan: list[_Step] = []
+        n_ids = 0
+        shared: dict[Any, Any] = {}  # one object per distinct text value, id or id list
+        for i, (canonical, kind) in enumerate(specs):
+            first, *rest = fields.get(canonical, canonical).split(".")
+            if canonical in constants:
+                plan.append((first, None, _constant(constants[canonical]), None, i))
+                continue
+            if isinstance(kind, tuple):
+                convert = _enum(kind, values.get(canonical, {}), self._issues, i)
+                types: frozenset[type] | None = None  # the converter counts its own misses
+            else:
+                convert, types = _CONVERTERS[kind], _JSON_TYPES[kind]
+            if kind in (_ID, _TEXT, _IDS):
+                convert = _sharing(convert, shared)
+            plan.append((first, tuple(rest) or None, convert, types, i))
+            n_ids += kind == _ID
+        self._n_ids = n_ids
+        self._id_plan, self._value_plan = plan[:n_ids], plan[n_ids:]
+        # A repeated id would repeat a series and make Prometheus reject the whole scrape. Two
+        # authorization rows of one device and service may differ in source, so source joins
+        # their key; a row repeated across pages is still counted once.
+        self._key_size = n_ids
+        if endpoint == "authorizations":
+            self._key_size = 1 + next(i for i, (name, _) in enumerate(specs) if name == "source")
+        self._seen: set[tuple[Any, ...]] = set()
+        self._rows: list[Any] = []
+        self._skipped = 0
+        self._items = 0
+
+    def feed_payload(self, payload: Any) -> None:
+        """Feed a whole answer: a dict for ``system``, a list of objects for the others."""
+        if self.endpoint == "system":
+            if not isinstance(payload, dict):
+                raise _shape_error(self.endpoint, "an object", payload)
+            self.feed([payload])
+        elif isinstance(payload, list):
+            self.feed(payload)
         else:
-            convert, types = _CONVERTERS[kind], _JSON_TYPES[kind]
-        if kind in (_ID, _TEXT, _IDS):
-            convert = _sharing(convert, shared)
-        plan.append((first, tuple(rest) or None, convert, types, i))
-        n_ids += kind == _ID
+            raise _shape_error(self.endpoint, "a list of objects", payload)
 
-    if endpoint == "system":
-        if not isinstance(payload, dict):
-            raise _shape_error(endpoint, "an object", payload)
-        items: list[Any] = [payload]
-    elif isinstance(payload, list):
-        items = payload
-    else:
-        raise _shape_error(endpoint, "a list of objects", payload)
+    def feed(self, items: list[Any]) -> None:
+        """Convert one page of items into rows."""
+        issues, n_ids, key_size, seen = self._issues, self._n_ids, self._key_size, self._seen
+        id_plan, value_plan, row_type = self._id_plan, self._value_plan, self._row_type
+        rows = self._rows
+        self._items += len(items)
+        for item in items:
+            if not isinstance(item, dict):
+                self._skipped += 1
+                continue
+            row = [_get(item, step, issues) for step in id_plan]
+            if None in row:
+                self._skipped += 1
+                continue
+            row += [_get(item, step, issues) for step in value_plan]
+            row_key = tuple(row[:n_ids]) + tuple(row[n_ids:key_size][-1:])
+            if row_key in seen:
+                self._skipped += 1
+                continue
+            seen.add(row_key)
+            rows.append(row_type(*row))
 
-    id_plan, value_plan = plan[:n_ids], plan[n_ids:]
-    # A repeated id would repeat a series and make Prometheus reject the whole scrape. Two
-    # authorization rows of one device and service may differ in source, so source joins their
-    # key; a row repeated across pages is still counted once.
-    key_size = n_ids
-    if endpoint == "authorizations":
-        key_size = 1 + next(i for i, (name, _) in enumerate(specs) if name == "source")
-    seen: set[tuple[Any, ...]] = set()
-    rows = []
-    skipped = 0
-    for item in items:
-        if not isinstance(item, dict):
-            skipped += 1
-            continue
-        row = [_get(item, step, issues) for step in id_plan]
-        if None in row:
-            skipped += 1
-            continue
-        row += [_get(item, step, issues) for step in value_plan]
-        row_key = tuple(row[:n_ids]) + tuple(row[n_ids:key_size][-1:])
-        if row_key in seen:
-            skipped += 1
-            continue
-        seen.add(row_key)
-        rows.append(row_type(*row))
-    by_field = {name: n for (name, kind), n in zip(specs, issues, strict=True) if n}
-    unknown = sum(n for (_, kind), n in zip(specs, issues, strict=True) if isinstance(kind, tuple))
-    return Parsed(
-        rows=tuple(rows), skipped=skipped, unknown_values=unknown, items=len(items), issues=by_field
-    )
+    def result(self) -> Parsed:
+        """The rows and counts of everything fed."""
+        specs, issues = self._specs, self._issues
+        by_field = {name: n for (name, kind), n in zip(specs, issues, strict=True) if n}
+        unknown = sum(
+            n for (_, kind), n in zip(specs, issues, strict=True) if isinstance(kind, tuple)
+        )
+        return Parsed(
+            rows=tuple(self._rows),
+            skipped=self._skipped,
+            unknown_values=unknown,
+            items=self._items,
+            issues=by_field,
+        )
 
 
 def _get(item: dict[str, Any], step: _Step, issues: list[int]) -> Any:

@@ -20,7 +20,7 @@ import math
 import re
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC
 from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
@@ -113,11 +113,16 @@ class DmsClient:
             await self._session.close()
             self._session = None
 
-    async def fetch(self, endpoint: EndpointSettings) -> Any:
-        """GET ``endpoint``'s JSON, following pages; the whole call within ``endpoint.timeout``."""
+    async def fetch(
+        self,
+        endpoint: EndpointSettings,
+        on_page: Callable[[list[Any]], Awaitable[None]] | None = None,
+    ) -> Any:
+        """GET ``endpoint``'s JSON, following pages; the whole call within ``endpoint.timeout``.
+        With ``on_page``, a list endpoint's items go to it page by page (``paging.collect``)."""
         try:
             async with asyncio.timeout(endpoint.timeout):
-                return await self._fetch(endpoint)
+                return await self._fetch(endpoint, on_page)
         except DmsApiError:
             raise
         except TimeoutError as exc:
@@ -127,7 +132,11 @@ class DmsClient:
                 endpoint=endpoint.name,
             ) from exc
 
-    async def _fetch(self, endpoint: EndpointSettings) -> Any:
+    async def _fetch(
+        self,
+        endpoint: EndpointSettings,
+        on_page: Callable[[list[Any]], Awaitable[None]] | None,
+    ) -> Any:
         if endpoint.name == "system":  # the one endpoint that is a single object
             body = await self._get(endpoint, dict(endpoint.params))
             if isinstance(body, list | dict):
@@ -153,6 +162,7 @@ class DmsClient:
                 endpoint.paging,
                 page_size=self.settings.page_size,
                 max_pages=self.settings.max_pages,
+                on_page=on_page,
             )
         except PagingError as exc:
             cls = DmsPageLimitError if exc.page_limit else DmsPayloadError

@@ -74,13 +74,20 @@ async def collect(
     *,
     page_size: int,
     max_pages: int,
+    on_page: Callable[[list[Any]], Awaitable[None]] | None = None,
 ) -> list[Any]:
-    """Every item of one list endpoint; see the module docstring."""
+    """Every item of one list endpoint; see the module docstring. With ``on_page``, each
+    page's items go to it as they arrive instead (and the list returned is empty), so that a
+    caller can convert them and let the page's JSON go."""
     query = {**params, **_first_params(paging, page_size)}
     page = await get(path, query)
     if isinstance(page.body, list) and not envelope.bare:
-        return page.body  # a bare array without paging: the whole list
+        if on_page is None:
+            return page.body  # a bare array without paging: the whole list
+        await on_page(page.body)
+        return []
     items: list[Any] = []
+    received = 0
     previous: list[Any] | None = None
     seen_cursors: set[str] = set()
     pages = 0
@@ -92,12 +99,16 @@ async def collect(
                 f"page {pages} repeats page {pages - 1}: does the DMS ignore "
                 f"{_what_moves(paging)}? (set the endpoint's paging)"
             )
-        items.extend(found)
+        received += len(found)
+        if on_page is None:
+            items.extend(found)
+        else:
+            await on_page(found)
         total = walk(page.body, envelope.total) if envelope.total else None
-        if not found or (_is_count(total) and len(items) >= total):
+        if not found or (_is_count(total) and received >= total):
             return items
         short_ends = not _is_count(total)  # with a total, a short page is not the end
-        target, query = _next(page, paging, params, page_size, pages, len(items), found, short_ends)
+        target, query = _next(page, paging, params, page_size, pages, received, found, short_ends)
         if target is None:
             return items
         if paging.style == "cursor":
@@ -107,7 +118,7 @@ async def collect(
             seen_cursors.add(cursor)
         if pages >= max_pages:
             raise PagingError(
-                f"more pages after dms.max_pages={pages} ({len(items)} items so far)",
+                f"more pages after dms.max_pages={pages} ({received} items so far)",
                 page_limit=True,
             )
         previous = found
