@@ -14,7 +14,7 @@ from typing import NoReturn
 from aiohttp import web
 
 from . import __version__
-from .config import demo_mapping
+from .config import Config, demo_mapping
 from .console import ConfigSource, Console, StateFile, default_state_path
 from .errors import ConfigError
 from .exporter import Exporter
@@ -114,13 +114,43 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=1000,
         help="devices in the demo simulator (default 1000)",
     )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="fetch each enabled endpoint once, report what the DMS sends against the config "
+        "(fields found, unknown enum words, likely renames) and exit: 0 if every endpoint "
+        "yields rows with ids, else 1",
+    )
+    parser.add_argument(
+        "--probe.pages",
+        dest="probe_pages",
+        type=_at_least_one,
+        default=None,
+        help="with --probe: at most this many pages per endpoint (default: all)",
+    )
+    parser.add_argument(
+        "--probe.format", dest="probe_format", choices=["text", "json"], default="text"
+    )
     parser.add_argument("--version", action="version", version=f"dms-exporter {__version__}")
     args = parser.parse_args(argv)
     if args.demo == bool(args.config_file):
         parser.error("give exactly one of --config.file or --demo")
     if args.config_check and not args.config_file:
         parser.error("--config.check needs --config.file")
+    if args.probe and not args.config_file:
+        parser.error("--probe needs --config.file")
     return args
+
+
+def run_probe(config: Config, pages: int | None, output: str) -> int:
+    """``--probe``: print what each enabled endpoint sends; 0 if every one yields rows."""
+    from .dms.probe import probe, render_json, render_text  # only the probe needs it
+
+    logging.basicConfig(level=logging.ERROR)  # the report is the output, not log lines
+    report = asyncio.run(probe(config, pages=pages))
+    render = render_json if output == "json" else render_text
+    print(render(config, report))
+    return 0 if report.ok else 1
 
 
 def split_listen_address(address: str) -> tuple[str | None, int]:
@@ -150,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config_check:
         print(f"dms-exporter: configuration {args.config_file} is valid")
         return 0
+    if args.probe:
+        return run_probe(config, args.probe_pages, args.probe_format)
     listen = args.listen_address or (
         f"127.0.0.1:{DEFAULT_PORT}" if args.demo else f":{DEFAULT_PORT}"
     )

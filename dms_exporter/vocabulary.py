@@ -28,6 +28,7 @@ __all__ = [
     "KNOWN_FIELDS",
     "Parsed",
     "Parser",
+    "enum_converter",
     "enum_key",
     "parse",
     "parse_time",
@@ -333,6 +334,13 @@ def _sharing(convert: Callable[[Any], Any], shared: dict[Any, Any]) -> Callable[
         return shared.setdefault(value, value)
 
     return share
+
+
+def enum_converter(endpoint: str, name: str, words: Mapping[str, str]) -> Callable[[Any], str]:
+    """How ``parse`` reads the enum field ``name`` of ``endpoint`` with the value map ``words``:
+    a known value, or ``model.OTHER`` (for ``--probe``)."""
+    kind = dict(_PLANS[endpoint][1])[name]
+    return _enum(kind, words, [0], 0)
 
 
 def _constant(value: str) -> Callable[[Any], str]:

@@ -117,12 +117,17 @@ class DmsClient:
         self,
         endpoint: EndpointSettings,
         on_page: Callable[[list[Any]], Awaitable[None]] | None = None,
+        *,
+        stats: dict[str, Any] | None = None,
+        truncate: bool = False,
     ) -> Any:
         """GET ``endpoint``'s JSON, following pages; the whole call within ``endpoint.timeout``.
-        With ``on_page``, a list endpoint's items go to it page by page (``paging.collect``)."""
+        With ``on_page``, a list endpoint's items go to it page by page (``paging.collect``).
+        ``stats`` receives ``pages`` and the last HTTP ``status``; ``truncate`` returns the items
+        of ``dms.max_pages`` pages instead of failing with ``page_limit`` (``--probe.pages``)."""
         try:
             async with asyncio.timeout(endpoint.timeout):
-                return await self._fetch(endpoint, on_page)
+                return await self._fetch(endpoint, on_page, stats, truncate)
         except DmsApiError:
             raise
         except TimeoutError as exc:
@@ -136,9 +141,13 @@ class DmsClient:
         self,
         endpoint: EndpointSettings,
         on_page: Callable[[list[Any]], Awaitable[None]] | None,
+        stats: dict[str, Any] | None = None,
+        truncate: bool = False,
     ) -> Any:
         if endpoint.name == "system":  # the one endpoint that is a single object
             body = await self._get(endpoint, dict(endpoint.params))
+            if stats is not None:
+                stats["pages"] = 1
             if isinstance(body, list | dict):
                 return body
             detail = f"not a JSON object or array but {type(body).__name__}"
@@ -151,7 +160,7 @@ class DmsClient:
                                        headers_out=link)  # fmt: skip
             else:
                 body = await self._get(endpoint, dict(params), headers_out=link)
-            return Page(body, link.get("Link"))
+            return Page(body, link.get("Link"), link.get(":status"))
 
         try:
             return await collect(
@@ -163,6 +172,8 @@ class DmsClient:
                 page_size=self.settings.page_size,
                 max_pages=self.settings.max_pages,
                 on_page=on_page,
+                stats=stats,
+                truncate=truncate,
             )
         except PagingError as exc:
             cls = DmsPageLimitError if exc.page_limit else DmsPayloadError
@@ -221,7 +232,7 @@ class DmsClient:
         """One HTTP request within ``settings.timeout``; the decoded JSON of a 2xx answer.
 
         ``url`` replaces ``settings.url + path``; ``headers_out`` receives the answer's
-        ``Link`` header."""
+        ``Link`` header and its status (as ``:status``)."""
         settings = self.settings
         if token:
             headers = {
@@ -254,8 +265,10 @@ class DmsClient:
         exchange.add_done_callback(self._exchange_done)
         try:
             response, body = await asyncio.shield(exchange)
-            if headers_out is not None and "Link" in response.headers:
-                headers_out["Link"] = response.headers["Link"]
+            if headers_out is not None:  # for paging (Link) and --probe (the status)
+                headers_out[":status"] = str(response.status)
+                if "Link" in response.headers:
+                    headers_out["Link"] = response.headers["Link"]
         except TimeoutError as exc:
             detail = f"no answer within dms.timeout={settings.timeout:g}s"
             raise self._error(DmsTimeoutError, endpoint, method, path, detail) from exc

@@ -30,6 +30,7 @@ class Page:
 
     body: Any
     link: str | None = None
+    status: str | None = None  # the HTTP status, for --probe
 
 
 class PagingError(Exception):
@@ -75,12 +76,17 @@ async def collect(
     page_size: int,
     max_pages: int,
     on_page: Callable[[list[Any]], Awaitable[None]] | None = None,
+    stats: dict[str, Any] | None = None,
+    truncate: bool = False,
 ) -> list[Any]:
     """Every item of one list endpoint; see the module docstring. With ``on_page``, each
     page's items go to it as they arrive instead (and the list returned is empty), so that a
-    caller can convert them and let the page's JSON go."""
+    caller can convert them and let the page's JSON go. ``stats`` receives ``pages`` and the
+    last ``status``; ``truncate`` returns what ``max_pages`` pages held instead of failing."""
+    stats = {} if stats is None else stats
     query = {**params, **_first_params(paging, page_size)}
     page = await get(path, query)
+    stats.update(pages=1, status=page.status)
     if isinstance(page.body, list) and not envelope.bare:
         if on_page is None:
             return page.body  # a bare array without paging: the whole list
@@ -94,6 +100,7 @@ async def collect(
     while True:
         found = _items(page.body, envelope, pages + 1)
         pages += 1
+        stats.update(pages=pages, status=page.status)
         if previous is not None and found and found == previous:
             raise PagingError(
                 f"page {pages} repeats page {pages - 1}: does the DMS ignore "
@@ -117,6 +124,8 @@ async def collect(
                 raise PagingError(f"page {pages + 1}: the cursor {cursor[:40]!r} came back again")
             seen_cursors.add(cursor)
         if pages >= max_pages:
+            if truncate:
+                return items
             raise PagingError(
                 f"more pages after dms.max_pages={pages} ({received} items so far)",
                 page_limit=True,
@@ -147,10 +156,24 @@ def _items(body: Any, envelope: Envelope, number: int) -> list[Any]:
         return found
     if isinstance(body, dict):
         keys = ", ".join(sorted(map(str, body))[:10]) or "none"
+        lists = _list_paths(body)
+        hint = f"; a list is at {lists[0]!r} (set envelope.items)" if lists else ""
         raise PagingError(
-            f"page {number}: no list at {envelope.items!r} in the answer (its keys: {keys})"
+            f"page {number}: no list at {envelope.items!r} in the answer (its keys: {keys}){hint}"
         )
     raise PagingError(f"page {number}: expected a JSON object, got {_kind(body)}")
+
+
+def _list_paths(body: dict[str, Any], prefix: str = "", depth: int = 2) -> list[str]:
+    """Dotted paths of the lists of objects in ``body``, to suggest an items path."""
+    found = []
+    for key, value in body.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, list) and (not value or isinstance(value[0], dict)):
+            found.append(path)
+        elif isinstance(value, dict) and depth > 1:
+            found += _list_paths(value, path + ".", depth - 1)
+    return found
 
 
 def _next(
