@@ -2,13 +2,17 @@
 
     python bench/bench_render.py [--devices 1000,20000,100000] [--runs 3]
 
-Each device has 2 groups, 2 destinations, 4 authorization rows; 2 in 100 devices have an active
-alarm and there are 10x as many cleared alarms (retrieval ``all``). Prints Markdown tables.
+Full renders per group; renders after a devices poll that changed 1 device, 1 % of them and all
+(from the previous render, as the store does); our text writer against prometheus_client's
+``generate_latest`` alone (both on prebuilt families); gzip levels. Each device has 2 groups,
+2 destinations, 4 authorization rows; 2 in 100 devices have an active alarm and there are 10x as
+many cleared alarms (retrieval ``all``). Prints Markdown tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import platform
 import statistics
@@ -17,6 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from prometheus_client.exposition import generate_latest
 
 from dms_exporter import model
 from dms_exporter.exposition import Family, render_text
@@ -155,41 +161,54 @@ def timed(fn, runs: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def prometheus_client_text(families: list[Family]) -> bytes:
-    """The same families through prometheus_client's collector + generate_latest."""
+def prometheus_client_registry(families: list[Family]):  # type: ignore[no-untyped-def]
+    """A registry whose collector yields the same families as prometheus_client objects, built
+    here once, so that timing ``generate_latest`` times the peer's writer alone."""
     from prometheus_client.core import (
         CounterMetricFamily,
         GaugeMetricFamily,
         InfoMetricFamily,
         StateSetMetricFamily,
     )
-    from prometheus_client.exposition import generate_latest
     from prometheus_client.registry import CollectorRegistry
 
+    built = []
+    for f in families:
+        if f.kind == "info":
+            m = InfoMetricFamily(f.name, f.help, labels=f.label_names)
+            for values, _ in f.samples:
+                m.add_metric([], dict(zip(f.label_names, values, strict=True)))
+        elif f.kind == "stateset":
+            m = StateSetMetricFamily(f.name, f.help, labels=f.label_names[:-1])
+            by_key: dict[tuple[str, ...], dict[str, bool]] = {}
+            for values, v in f.samples:
+                by_key.setdefault(values[:-1], {})[values[-1]] = bool(v)
+            for key, value in by_key.items():
+                m.add_metric(list(key), value)
+        else:
+            kind = CounterMetricFamily if f.kind == "counter" else GaugeMetricFamily
+            m = kind(f.name, f.help, labels=f.label_names)
+            for values, v in f.samples:
+                m.add_metric(list(values), v)
+        built.append(m)
+
     class Collector:
-        def collect(self):
-            for f in families:
-                if f.kind == "info":
-                    m = InfoMetricFamily(f.name, f.help, labels=f.label_names)
-                    for values, _ in f.samples:
-                        m.add_metric([], dict(zip(f.label_names, values, strict=True)))
-                elif f.kind == "stateset":
-                    m = StateSetMetricFamily(f.name, f.help, labels=f.label_names[:-1])
-                    by_key: dict[tuple[str, ...], dict[str, bool]] = {}
-                    for values, v in f.samples:
-                        by_key.setdefault(values[:-1], {})[values[-1]] = bool(v)
-                    for key, value in by_key.items():
-                        m.add_metric(list(key), value)
-                else:
-                    kind = CounterMetricFamily if f.kind == "counter" else GaugeMetricFamily
-                    m = kind(f.name, f.help, labels=f.label_names)
-                    for values, v in f.samples:
-                        m.add_metric(list(values), v)
-                yield m
+        def collect(self):  # type: ignore[no-untyped-def]
+            return built
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector())
-    return generate_latest(registry)
+    return registry
+
+
+def with_changed_devices(tables: dict[str, model.Table], every: int) -> dict[str, model.Table]:
+    """``tables`` with every ``every``-th device's connection state changed (other rows are the
+    same objects, as the poller keeps them)."""
+    rows = list(tables["devices"].rows)
+    for i in range(0, len(rows), every):
+        state = "offline" if rows[i].connection_state != "offline" else "online"
+        rows[i] = dataclasses.replace(rows[i], connection_state=state)
+    return tables | {"devices": model.Table("devices", tuple(rows), NOW + 60)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -200,56 +219,71 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     ctx = RenderContext(alarm_retrieval="all")
     print(f"Python {platform.python_version()}, {platform.machine()}; median of {args.runs} runs\n")
-    print(
-        "| devices | group | series | render (ms) | µs/series | text | text gzip | OM | OM gzip |"
-    )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| devices | group | series | full render (ms) | µs/series | text | gzip |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
     for n in (int(x) for x in args.devices.split(",")):
         tables = synthetic_tables(n)
         total_series, total_s = 0, 0.0
+        outputs = {}
         for group in GROUPS:
-            seconds, chunk = timed(lambda g=group, t=tables: render_group(g, t, ctx), args.runs)
-            total_series += chunk.series
+            seconds, out = timed(lambda g=group, t=tables: render_group(g, t, ctx), args.runs)
+            outputs[group] = out
+            total_series += out.series
             total_s += seconds
+            plain = sum(f.samples.size + f.text_head.size for f in out.families)
+            gz = sum(len(f.body) + len(f.text_head.data) for f in out.families)
             print(
-                f"| {n:,} | {group} | {chunk.series:,} | {seconds * 1e3:,.0f} | "
-                f"{seconds / max(chunk.series, 1) * 1e6:.2f} | {_size(chunk.text)} | "
-                f"{_size(chunk.text_gzip)} | {_size(chunk.openmetrics)} | "
-                f"{_size(chunk.openmetrics_gzip)} |"
+                f"| {n:,} | {group} | {out.series:,} | {seconds * 1e3:,.0f} | "
+                f"{seconds / max(out.series, 1) * 1e6:.2f} | {_size(plain)} | {_size(gz)} |"
             )
         print(f"| {n:,} | **all** | {total_series:,} | {total_s * 1e3:,.0f} | "
-              f"{total_s / total_series * 1e6:.2f} | | | | |")  # fmt: skip
+              f"{total_s / total_series * 1e6:.2f} | | |")  # fmt: skip
+        _changes(n, tables, outputs, ctx, args.runs)
     _compare(args.compare_at, ctx)
     _gzip_levels(args.compare_at, ctx)
+
+
+def _changes(n: int, tables, outputs, ctx: RenderContext, runs: int) -> None:  # type: ignore[no-untyped-def]
+    """Render of every group after a devices poll, from the previous render, by change size."""
+    results = {}
+    for label, every in (("1 device", n), ("1 %", 100), ("all", 1)):
+        changed = with_changed_devices(tables, every)
+        results[label], _ = timed(
+            lambda c=changed: [render_group(g, c, ctx, outputs[g]) for g in GROUPS], runs
+        )
+    print(f"\nrender after a devices poll at {n:,} devices (connection states changed): "
+          + ", ".join(f"{k} {v * 1e3:,.0f} ms ({v / results['all'] * 100:.1f} % of all)"
+                      for k, v in results.items()) + "\n")  # fmt: skip
 
 
 def _compare(n: int, ctx: RenderContext) -> None:
     tables = synthetic_tables(n)
     families = device_families(tables["devices"], tables["groups"], tables["services"], ctx)
     series = sum(len(f.samples) for f in families)
+    registry = prometheus_client_registry(families)
     ours, _ = timed(lambda: render_text(families), 1)
-    theirs, _ = timed(lambda: prometheus_client_text(families), 1)
+    theirs, _ = timed(lambda: generate_latest(registry), 1)
     print(f"\nText 0.0.4 of the `devices` group's families at {n:,} devices ({series:,} series),")
-    print("families prebuilt, one run:\n")
+    print("families prebuilt for both (not timed), one run:\n")
     print("| writer | ms | µs/series |")
     print("|---|---:|---:|")
-    for name, s in (("dms_exporter.exposition", ours), ("prometheus_client", theirs)):
+    for name, s in (("dms_exporter.exposition.render_text", ours),
+                    ("prometheus_client generate_latest", theirs)):  # fmt: skip
         print(f"| {name} | {s * 1e3:,.0f} | {s / series * 1e6:.2f} |")
-    print(f"\nspeed-up: {theirs / ours:.1f}x")
+    print(f"\nprometheus_client / ours: {theirs / ours:.1f}x")
 
 
 def _gzip_levels(n: int, ctx: RenderContext) -> None:
-    text = b"".join(render_group("devices", synthetic_tables(n), ctx).text)
-    print(f"\ngzip of the `devices` text chunk at {n:,} devices ({_size((text,))}):\n")
+    text = render_group("devices", synthetic_tables(n), ctx).plain()
+    print(f"\ngzip of the `devices` text at {n:,} devices ({_size(len(text))}):\n")
     print("| level | ms | size |")
     print("|---:|---:|---:|")
     for level in (1, 2, 3, 6, 9):
         seconds, data = timed(lambda lv=level: gzip.compress(text, compresslevel=lv), 1)
-        print(f"| {level} | {seconds * 1e3:,.0f} | {_size((data,))} |")
+        print(f"| {level} | {seconds * 1e3:,.0f} | {_size(len(data))} |")
 
 
-def _size(parts: tuple[bytes, ...]) -> str:
-    size = sum(map(len, parts))
+def _size(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
 
 

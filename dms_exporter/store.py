@@ -41,6 +41,8 @@ __all__ = ["TRIM_ROWS", "Exposition", "Store", "render_context", "trim_heap"]
 
 log = logging.getLogger(__name__)
 
+#: Cached segments smaller than this together are held joined, as one write of a scrape.
+_JOIN_BYTES = 64 * 1024
 #: After a poll of at least this many rows, freed heap is handed back to the OS (``trim_heap``).
 TRIM_ROWS = 1000
 
@@ -376,4 +378,10 @@ def _cache(families: list[FamilyOutput], openmetrics: bool) -> _Cached:
         segments += (family.head(openmetrics), family.samples)
     segments = [s for s in segments if s.size]
     crc, size = combine((s.crc, s.size) for s in segments)
-    return _Cached(tuple(s.data for s in segments), crc, size)
+    parts: list[bytes] = []
+    for segment in segments:  # small neighbours joined: fewer writes per scrape
+        if parts and len(parts[-1]) + len(segment.data) <= _JOIN_BYTES:
+            parts[-1] += segment.data
+        else:
+            parts.append(segment.data)
+    return _Cached(tuple(parts), crc, size)
