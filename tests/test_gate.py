@@ -3,6 +3,7 @@ good data (counts unchanged, endpoint reported ``suspect``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
@@ -115,3 +116,34 @@ async def test_a_suspect_poll_logs_one_line_naming_the_field(
     # deviceType all carry a word the exporter does not know
     assert f"field authorizationState: {n} of {n} rows" in lines[0]
     assert "the last good poll had 0 of" in lines[0] and "(and 3 more fields)" in lines[0]
+
+
+async def test_scrapes_during_lasting_content_faults_keep_the_truth(
+    simulator, start_exporter
+) -> None:
+    """Polled every second by the exporter's own loops, each content fault in turn on devices,
+    alarms and authorizations at once, 2 s each: every scrape meanwhile shows the same counts."""
+    for device in ("dev-000001", "dev-000002", None):
+        simulator.raise_alarm(device_id=device, severity="MAJOR")
+    fast = {"interval": "1s", "timeout": "900ms", "stale_after": "60s"}  # held data stays
+    watched = ("devices", "alarms", "authorizations")
+    config = exporter_config(simulator, endpoints=dict.fromkeys(watched, fast))
+    client = await start_exporter(config)
+    before = truth(await scrape(client))
+    loop = asyncio.get_running_loop()
+    scrapes = 0
+    for kind in ("unknown_enums", "missing_fields", "wrong_types"):
+        for endpoint in watched:
+            simulator.add_fault(endpoint, kind)
+        until = loop.time() + 2.0
+        while loop.time() < until:
+            assert truth(await scrape(client)) == before
+            scrapes += 1
+            await asyncio.sleep(0.25)
+        simulator.clear_faults()
+    body = await scrape(client)
+    for endpoint in watched:
+        suspect = value(body, "dms_exporter_endpoint_errors_total", endpoint=endpoint,
+                        reason="suspect")  # fmt: skip
+        assert suspect >= 3, endpoint  # at least one held-back poll per fault
+    assert scrapes >= 6  # a few scrapes in every phase, even on a busy machine

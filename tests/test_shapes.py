@@ -152,3 +152,25 @@ async def test_an_access_token_answer_needs_only_the_login_shape(start_exporter)
         shape = {"login": {"token_path": "access_token", "expiry_path": "expires_in"}}
         client = await start_exporter(exporter_config(sim, dms=dms_keys(sim, shape)))
         await exported_against_truth(sim, client)
+
+
+async def test_a_dms_with_its_own_spelling_exports_the_right_states(start_exporter) -> None:
+    """Mixed-case and separator variants, a DMS's own words mapped in values, epoch
+    milliseconds: the right states, and other only for a word truly unknown."""
+    words = ["online", "Offline", "ON_LINE", "never-connected", "up", "Down", "Unknown", "sideways"]
+    meant = ["online", "offline", "online", "never_connected", "online", "offline", "unknown",
+             "other"]  # fmt: skip
+    async with start_simulator(devices=len(words), seed=5, frozen=True) as sim:
+        ids = list(sim.world.devices)
+        for device_id, word in zip(ids, words, strict=True):
+            sim.set_device(device_id, connectionState=word, lastContact=1780315182250)
+        values = {"connectionState": {"up": "ONLINE", "down": "OFFLINE"}}
+        config = exporter_config(sim, endpoints={"devices": {"values": values}})
+        body = await scrape(await start_exporter(config))
+    for device_id, state in zip(ids, meant, strict=True):
+        found = samples(body, "dms_device_connection_state", device_id=device_id)
+        assert [labels["dms_device_connection_state"] for labels, v in found if v == 1] == [state]
+    for device_id in ids:
+        last = value(body, "dms_device_last_contact_timestamp_seconds", device_id=device_id)
+        assert last == 1780315182.25  # epoch milliseconds, read as such
+    assert value(body, "dms_exporter_endpoint_unknown_values_total", endpoint="devices") == 1

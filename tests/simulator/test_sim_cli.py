@@ -92,6 +92,23 @@ async def test_basic_auth_and_bare_arrays_flags() -> None:
         await stop(proc)
 
 
+async def test_shape_and_login_shape_flags() -> None:
+    """--shape spring --login-shape oauth: a form login answering access_token, Spring pages."""
+    proc, base = await start("--devices", "25", "--shape", "spring", "--login-shape", "oauth")
+    try:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            form = {"username": "monitor", "password": "monitor-secret"}
+            async with session.post(base + "/oauth/token", data=form) as resp:
+                token = (await resp.json())["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            async with session.get(base + "/devices?page=1&size=10", headers=headers) as resp:
+                page = await resp.json()
+            assert page["totalElements"] == 25 and page["number"] == 1
+            assert page["content"][0]["id"] == "dev-000011"
+    finally:
+        await stop(proc)
+
+
 async def test_bad_flags_exit_with_2() -> None:
     for args in (
         ["--fault", "devices=boom"],
