@@ -9,7 +9,7 @@ import pytest
 from conftest import exporter_config, samples, scrape, value
 
 from dms_exporter.simulator import start_simulator
-from dms_exporter.simulator.shapes import LoginShape
+from dms_exporter.simulator.shapes import ListShape, LoginShape
 
 #: simulator list shape -> the exporter's dms: keys for it
 LIST_STYLES: dict[str, dict[str, Any]] = {
@@ -45,6 +45,15 @@ LIST_STYLES: dict[str, dict[str, Any]] = {
         },
     },
     "hal": {"envelope": {"items": "_embedded.items", "total": None}, "paging": {"style": "none"}},
+    # offset paging under other names, no total: a short page ends
+    "offset_named": {
+        "envelope": {"items": "rows", "total": None},
+        "paging": {"style": "offset", "offset_param": "start", "size_param": "count"},
+    },
+}
+#: simulator shapes that are no preset
+CUSTOM = {
+    "offset_named": ListShape(items="rows", total=None, offset_param="start", limit_param="count")
 }
 
 #: simulator login shape (and auth mode) -> the exporter's dms: keys for it
@@ -114,7 +123,8 @@ def dms_keys(sim: Any, extra: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("shape", list(LIST_STYLES))
 async def test_every_list_style_is_read_completely(start_exporter, shape: str) -> None:
-    async with start_simulator(devices=30, seed=5, frozen=True, list_shape=shape) as sim:
+    served = CUSTOM.get(shape, shape)
+    async with start_simulator(devices=30, seed=5, frozen=True, list_shape=served) as sim:
         for device in ("dev-000001", "dev-000002", None):
             sim.raise_alarm(device_id=device, severity="MAJOR")
         config = exporter_config(sim, dms=dms_keys(sim, LIST_STYLES[shape]))
@@ -174,3 +184,13 @@ async def test_a_dms_with_its_own_spelling_exports_the_right_states(start_export
         last = value(body, "dms_device_last_contact_timestamp_seconds", device_id=device_id)
         assert last == 1780315182.25  # epoch milliseconds, read as such
     assert value(body, "dms_exporter_endpoint_unknown_values_total", endpoint="devices") == 1
+
+
+async def test_a_first_poll_is_applied_whatever_it_holds(start_exporter) -> None:
+    """No last good table to compare with: the answer is applied and its unknowns counted."""
+    async with start_simulator(devices=10, seed=5, frozen=True) as sim:
+        sim.add_fault("devices", "unknown_enums")
+        body = await scrape(await start_exporter(exporter_config(sim)))
+    assert value(body, "dms_exporter_endpoint_up", endpoint="devices") == 1
+    assert value(body, "dms_devices_by_authorization_state", authorization_state="other") == 10
+    assert value(body, "dms_exporter_endpoint_unknown_values_total", endpoint="devices") >= 30
