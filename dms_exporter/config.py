@@ -48,7 +48,7 @@ __all__ = [
     "load_config",
 ]
 
-#: Default path and poll interval (seconds) of each endpoint, as in ../shared/dms-api.md.
+#: Default path and poll interval (seconds) of each endpoint, as in docs/dms-api.md.
 ENDPOINT_DEFAULTS: Mapping[str, tuple[str, float]] = {
     "system": ("/system/info", 60.0),
     "devices": ("/devices", 60.0),
@@ -103,7 +103,7 @@ class EndpointSettings:
     stale_after: float  # seconds after the last success when the table's series are dropped
     path: str  # relative to DmsSettings.url
     params: Mapping[str, str]  # extra query parameters
-    fields: Mapping[str, str]  # API field name from dms-api.md -> name this DMS uses
+    fields: Mapping[str, str]  # API field name from docs/dms-api.md -> name this DMS uses
     #                             (dotted for nested: "location.site")
     envelope: Envelope = field(default_factory=Envelope)  # where a list keeps items and total
     paging: Paging = field(default_factory=Paging)

@@ -1,16 +1,16 @@
 """DMS JSON -> model rows: the only module that knows how the DMS spells things.
 
 Each endpoint has a *plan*: the row type and, in that type's field order, the canonical API field
-name (``dms-api.md``; dotted for nested, e.g. ``location.site``) and how to convert its value. An
-operator's ``fields`` renames map a canonical name to the name their DMS uses, and ``values`` maps
-a DMS's own enum words to the documented ones. Enum words match whatever their case and ``-``,
-``_`` or space (``Online``, ``on-line`` and ``ON_LINE`` are all ``ONLINE``). Conversion never
-raises on a bad value: a row without its id (a string or an integer) is skipped, an unknown enum
-value becomes ``model.OTHER``, anything else missing or of the wrong type becomes ``""``, ``None``,
+name (``docs/dms-api.md``; dotted for nested, e.g. ``location.site``) and how to convert its value.
+An operator's ``fields`` renames map a canonical name to the name their DMS uses, and ``values``
+maps a DMS's own enum words to the documented ones. Enum words match whatever their case and ``-``,
+``_`` or space (``Online``, ``on-line`` and ``ON_LINE`` are all ``ONLINE``). Conversion never raises
+on a bad value: a row without its id (a string or an integer) is skipped, an unknown enum value
+becomes ``model.OTHER``, anything else missing or of the wrong type becomes ``""``, ``None``,
 ``False`` or ``()``. A row that repeats an earlier row's id is skipped. Per field, ``Parsed.issues``
 counts the rows whose value was an unknown or missing enum word or of a JSON type other than the
-documented one, for the quality gate (``gate.py``). ``DmsPayloadError`` is raised only for a
-payload of the wrong overall shape.
+documented one, for the quality gate (``gate.py``). ``DmsPayloadError`` is raised only for a payload
+of the wrong overall shape.
 """
 
 from __future__ import annotations

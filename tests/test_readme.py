@@ -68,3 +68,20 @@ def test_code_is_ruff_clean():
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_reference_to_the_api_model_names_a_file_that_exists():
+    """``dms-api.md`` is cited by docs, code and tests: each citation must resolve, from the
+    repository root or from the citing file's directory."""
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    cited = 0
+    for name in files:
+        path = ROOT / name
+        if path.suffix not in (".md", ".py", ".yml", ".yaml") or path == Path(__file__):
+            continue
+        for ref in re.findall(r"[\w./-]*dms-api\.md", path.read_text(errors="replace")):
+            cited += 1
+            assert (ROOT / ref).is_file() or (path.parent / ref).is_file(), f"{name}: {ref}"
+    assert cited >= 5

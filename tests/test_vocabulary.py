@@ -1,4 +1,5 @@
-"""vocabulary.parse: the dms-api.md examples become the expected rows; bad values never raise."""
+"""vocabulary.parse: the docs/dms-api.md examples become the expected rows; bad values never
+raise."""
 
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def example(endpoint: str) -> Any:
 
 
 def device(**changes: Any) -> dict[str, Any]:
-    """The dms-api.md device with ``changes`` applied (a value of ... removes the key)."""
+    """The docs/dms-api.md device with ``changes`` applied (a value of ... removes the key)."""
     item = {**example("devices")[0], **changes}
     return {k: v for k, v in item.items() if v is not ...}
 

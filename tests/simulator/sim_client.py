@@ -13,7 +13,7 @@ import aiohttp
 
 from dms_exporter.simulator import Simulator
 
-#: Every data path of the API, in the order of dms-api.md.
+#: Every data path of the API, in the order of docs/dms-api.md.
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 DATA_PATHS = (
     "/system/info",

@@ -1,4 +1,5 @@
-"""The API contract of dms-api.md, over real HTTP: endpoints, envelope, paging, filters, errors."""
+"""The API contract of docs/dms-api.md, over real HTTP: endpoints, envelope, paging, filters,
+errors."""
 
 from __future__ import annotations
 
