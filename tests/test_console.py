@@ -146,6 +146,21 @@ async def test_bad_values_get_a_message_and_change_nothing(simulator, tmp_path, 
     assert not Path(default_state_path(str(config_file))).exists()
 
 
+async def test_a_cross_site_edit_is_refused_by_the_guard(simulator, tmp_path, start_console):
+    config_file = write_config(tmp_path / "dms.yml", simulator)
+    client = await start_console(config_file)
+    before = exporter_of(client).config
+    response = await client.post(
+        "/console/endpoints/groups",
+        data={"enabled": "false"},
+        headers={"Origin": "https://evil.example"},
+        allow_redirects=False,
+    )
+    assert response.status == 403
+    assert exporter_of(client).config is before
+    assert not Path(default_state_path(str(config_file))).exists()
+
+
 async def test_an_edit_applies_at_once_and_is_kept_in_the_state_file(
     simulator, tmp_path, start_console
 ):
