@@ -96,7 +96,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         dest="max_connections",
         type=int,
         default=0,
-        help="concurrent HTTP connections (default: the file limit less 128)",
+        help="concurrent HTTP connections (default: the file limit less 192)",
     )
     parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument(

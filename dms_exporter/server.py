@@ -14,9 +14,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import resource
+import socket
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,8 +38,14 @@ log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT_SECONDS = 10.0
 IDLE_TIMEOUT_SECONDS = 75.0
-#: Files kept free for everything but client connections: DMS sessions, logs, config reads.
-RESERVED_FILES = 128
+#: Connections accepted per wake-up: asyncio accepts up to its backlog in one go, before any of
+#: them can be counted against the cap. The kernel's listen queue is longer (LISTEN_QUEUE), so a
+#: client's connection waits there instead of being dropped.
+ACCEPT_BATCH = 32
+LISTEN_QUEUE = 1024
+#: Files kept free below the file limit: connections closed to make room are released one loop
+#: turn later, so two accept batches, plus DMS sessions, logs and config reads.
+RESERVED_FILES = 2 * ACCEPT_BATCH + 128
 ACCEPT_ERROR_LOG_INTERVAL = 10.0
 _SWEEP_SECONDS = 1.0
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -86,6 +95,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not self.busy and not self.waiting_headers:
             self.waiting_headers, self.since = True, time.monotonic()
+            self.site.waited(self)
         self.inner.data_received(data)  # type: ignore[attr-defined]
 
     def eof_received(self) -> bool | None:
@@ -107,6 +117,7 @@ class _Connection(asyncio.Protocol):
 
     def request_done(self) -> None:
         self.busy, self.waiting_headers, self.since = False, False, time.monotonic()
+        self.site.waited(self)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -143,12 +154,13 @@ class GuardedSite(web.BaseSite):
         header_timeout: float = HEADER_TIMEOUT_SECONDS,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
     ) -> None:
-        super().__init__(runner, ssl_context=ssl_context, backlog=1024)
+        super().__init__(runner, ssl_context=ssl_context, backlog=ACCEPT_BATCH)
         self._host, self._port = host, port
         self.max_connections = max_connections or default_max_connections()
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
-        self.connections: dict[_Connection, None] = {}  # insertion-ordered set
+        #: Open connections, ordered by the start of their current wait (oldest first).
+        self.connections: OrderedDict[_Connection, None] = OrderedDict()
         self.evicted = 0
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -171,6 +183,9 @@ class GuardedSite(web.BaseSite):
             reuse_address=True,
             ssl_handshake_timeout=self.header_timeout if self._ssl_context else None,
         )
+        for listener in self._server.sockets:  # asyncio listened with ACCEPT_BATCH
+            with socket.socket(fileno=os.dup(listener.fileno())) as sock:
+                sock.listen(LISTEN_QUEUE)
         self._sweeper = asyncio.create_task(self._sweep(), name="connection-sweeper")
 
     async def stop(self) -> None:
@@ -181,9 +196,7 @@ class GuardedSite(web.BaseSite):
     def admit(self, connection: _Connection) -> bool:
         """Register a new connection; when full, close the longest-waiting idle one first."""
         if len(self.connections) >= self.max_connections:
-            victim = min(
-                (c for c in self.connections if not c.busy), key=lambda c: c.since, default=None
-            )
+            victim = next((c for c in self.connections if not c.busy), None)
             if victim is None:
                 self.evicted += 1
                 return False
@@ -192,6 +205,11 @@ class GuardedSite(web.BaseSite):
             self.evicted += 1
         self.connections[connection] = None
         return True
+
+    def waited(self, connection: _Connection) -> None:
+        """``connection`` started a new wait: it is now the youngest."""
+        if connection in self.connections:
+            self.connections.move_to_end(connection)
 
     async def _sweep(self) -> None:
         while True:
