@@ -19,6 +19,7 @@ from .console import ConfigSource, Console, StateFile, default_state_path
 from .errors import ConfigError
 from .exporter import Exporter
 from .logs import LEVELS, setup_logging
+from .secrets import known_secrets
 from .server import (
     IDLE_TIMEOUT_SECONDS,
     GuardedSite,
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise_file_limit()
     secrets = setup_logging(args.log_level, args.log_format)
     if source is not None:
-        secrets.secrets.add(config.dms.password)
+        secrets.secrets.update(known_secrets(config.dms))
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(args, source, web_config, host, port, secrets.secrets))
@@ -214,11 +215,11 @@ async def _serve(
     rate_limit_accept_errors(asyncio.get_running_loop())
     async with _dms_config(args, source) as source:
         running_config = source.build(source.edits)
-        secrets.add(running_config.dms.password)
+        secrets.update(known_secrets(running_config.dms))
         exporter = Exporter(
             running_config,
             config_file=args.config_file,
-            on_config=lambda new: secrets.add(new.dms.password),
+            on_config=lambda new: secrets.update(known_secrets(new.dms)),
             loader=source.load,
         )
         app = make_app(

@@ -40,6 +40,7 @@ from ..errors import (
     DmsUnavailableError,
 )
 from ..model import LoginState
+from ..secrets import known_secrets, mask
 from .auth import Login, basic_header
 from .budget import Budget
 from .paging import Page, PagingError, collect
@@ -78,6 +79,8 @@ class DmsClient:
         """``login_state`` receives the login counts and backoff (a new one if not given);
         ``clock`` (Unix time) times the login backoff."""
         self.settings = settings
+        self._known_secrets = known_secrets(settings)
+        self._tokens: list[str] = []  # the last tokens sent
         self._session: aiohttp.ClientSession | None = None
         self._budget = Budget(settings.max_concurrency)
         self._login = Login(self, login_state or LoginState(), clock=clock)
@@ -185,7 +188,7 @@ class DmsClient:
         base = self.settings.url + endpoint.path
         url = urljoin(base, link)
         if urlsplit(url)[:2] != urlsplit(base)[:2]:
-            detail = f"the next link leads away from the DMS: {_clip(link)}"
+            detail = f"the next link leads away from the DMS: {self._excerpt(link)}"
             raise self._error(DmsPayloadError, endpoint, "GET", endpoint.path, detail)
         return url
 
@@ -234,6 +237,8 @@ class DmsClient:
         ``url`` replaces ``settings.url + path``; ``headers_out`` receives the answer's
         ``Link`` header and its status (as ``:status``)."""
         settings = self.settings
+        if token and token not in self._tokens:  # masked even after a new login replaced it
+            self._tokens = [*self._tokens[-3:], token]
         if token:
             headers = {
                 **(headers or {}),
@@ -276,10 +281,10 @@ class DmsClient:
             detail = f"the answer is larger than {MAX_BODY_BYTES >> 20} MiB"
             raise self._error(DmsPayloadError, endpoint, method, path, detail) from exc
         except aiohttp.ClientPayloadError as exc:
-            detail = f"the answer was cut off: {_clip(str(exc))}"
+            detail = f"the answer was cut off: {self._excerpt(str(exc))}"
             raise self._error(DmsConnectionError, endpoint, method, path, detail) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            detail = f"connection failed: {_clip(str(exc)) or type(exc).__name__}"
+            detail = f"connection failed: {self._excerpt(str(exc)) or type(exc).__name__}"
             raise self._error(DmsConnectionError, endpoint, method, path, detail) from exc
         status = response.status
         if not 200 <= status < 300:
@@ -292,7 +297,7 @@ class DmsClient:
                 return await asyncio.get_running_loop().run_in_executor(None, json.loads, body)
             return json.loads(body)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-            detail = f"HTTP {status}: the body is not JSON ({_clip(str(exc))})"
+            detail = f"HTTP {status}: the body is not JSON ({self._excerpt(str(exc))})"
             error = self._error(DmsPayloadError, endpoint, method, path, detail, status=status)
             raise error from exc
 
@@ -337,6 +342,7 @@ class DmsClient:
         """The error for a non-2xx answer, with the DMS's ``{"error": {code, message}}``."""
         status = response.status
         code, message = _dms_error(body)
+        code, message = (code and self._excerpt(code)) or None, self._excerpt(message)
         detail = " ".join(filter(None, (f"HTTP {status}", code)))
         if message:
             detail += f": {message}"
@@ -366,11 +372,15 @@ class DmsClient:
         **kwargs: Any,
     ) -> DmsApiError:
         """``cls`` with a message naming endpoint, method and path; the secrets masked."""
-        message = f"{endpoint.name}: {method} {path}: {detail}"
-        for secret in (self.settings.password, self._login.current):
-            if secret:
-                message = message.replace(secret, "***")
+        message = mask(f"{endpoint.name}: {method} {path}: {detail}", self._secrets())
         return cls(message, endpoint=endpoint.name, **kwargs)
+
+    def _secrets(self) -> set[str]:
+        return {*self._known_secrets, *self._tokens, self._login.current or ""}
+
+    def _excerpt(self, text: str) -> str:
+        """A short excerpt of text from the DMS or the network, masked before it is cut."""
+        return _clip(mask(text, self._secrets()))
 
     def _get_session(self, endpoint: EndpointSettings) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -410,8 +420,8 @@ def _dms_error(body: bytes) -> tuple[str | None, str]:
     if not isinstance(error, dict):
         return None, ""
     code, message = error.get("code"), error.get("message")
-    code = _clip(code) if isinstance(code, str) and code else None
-    return code, _clip(message) if isinstance(message, str) else ""
+    code = code if isinstance(code, str) and code else None
+    return code, message if isinstance(message, str) else ""
 
 
 def _retry_after(value: str | None) -> float | None:
