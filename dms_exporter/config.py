@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the dependencies
 
 from .config_shape import (
     Envelope,
@@ -166,8 +166,10 @@ def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
         old = out.get(key)
-        both = isinstance(old, Mapping) and isinstance(value, Mapping)
-        out[key] = _merged(old, value) if both else value
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            out[key] = _merged(old, value)
+        else:
+            out[key] = value
     return out
 
 

@@ -1,20 +1,22 @@
 """The Grafana dashboards in grafana/dashboards/: well-formed, wired to the datasource variable,
 every query valid PromQL over catalogued metrics, and every panel shows data against a real
-Prometheus scraping an exposition shaped like the exporter's. Grafana itself cannot be
+Prometheus scraping the real exporter (``--demo``). Grafana itself cannot be
 installed here (see ../shared/research/tooling.md), so this is as close as it gets."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import promstack
 import pytest
-
-from dms_exporter.model import ENDPOINTS
+from prometheus_client.parser import text_string_to_metric_families
 
 GRAFANA = promstack.ROOT / "grafana"
 DASHBOARD_FILES = sorted((GRAFANA / "dashboards").glob("*.json"))
@@ -189,120 +191,62 @@ def test_queries_use_only_catalogued_metrics_and_labels(name):
 # --- against a real Prometheus --------------------------------------------------------------
 
 
-def exposition() -> str:
-    """A small text exposition shaped like the exporter's (README.md): two devices (one
-    offline), alarms of every kind, a schedule inside its window but still pending, and the
-    exporter's health block. Timestamps follow the clock, so build it per scrape."""
-    now = time.time()
-    lines: list[str] = []
-
-    def add(metric: str, value: float, /, **labels: str) -> None:
-        rendered = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        lines.append(f"{metric}{{{rendered}}} {value}")
-
-    def stateset(metric: str, current: str, states: tuple[str, ...], /, **labels: str) -> None:
-        for s in states:
-            add(metric, int(s == current), **labels, **{metric: s})
-
-    add("dms_up", 1)
-    add("dms_info", 1, name="DMS-PRIMARY", version="11.4.0.0", role="primary")
-    add("dms_uptime_seconds", 864000)
-    add("dms_licensed_devices", 25000)
-    add("dms_server_time_seconds", now - 2)
-    connection = ("online", "offline", "unknown", "never_connected", "other")
-    for dev, name, site, model, state in (
-        ("dev-000123", "KXYZ Denver", "Denver Headend", "ProView 8130", "online"),
-        ("dev-000124", "KABC Boise", "Boise", "ProView 7100", "offline"),
-    ):
-        d = {"device_id": dev, "display_name": name}
-        add("dms_device_info", 1, **d, name=name, unit_address="0001", serial_number="PV81K",
-            mac_address="00:0E:5C:12:34:56", model=model, device_type="ird",
-            firmware_version="1.8.1.0.26", site=site, region="US-West")  # fmt: skip
-        stateset("dms_device_connection_state", state, connection, **d)
-        stateset("dms_device_control_mode", "dms", ("dms", "local", "other"), **d)
-        stateset("dms_device_authorization_state", "authorized",
-                 ("authorized", "partially_authorized", "deauthorized", "other"), **d)  # fmt: skip
-        add("dms_device_last_contact_timestamp_seconds", now - 1200, **d)
-        add("dms_device_group_member", 1, **d, group_id="g-west")
-        add("dms_device_authorized_services", 3, **d, source="permanent")
-        add("dms_device_authorized_services", 1, **d, source="schedule")
-        for s in connection:
-            add("dms_devices", int(s == state), model=model, connection_state=s)
-        for dst in ("1", "2"):
-            x = {"destination_id": f"dst-{dev}-{dst}", **d}
-            add("dms_destination_info", 1, **x, name=f"Output {dst}", type="ip",
-                address="239.10.1.1", port="5000", service_id="svc-101")  # fmt: skip
-            stateset("dms_destination_status", "ok", ("ok", "error", "disabled", "other"), **x)
-            add("dms_destination_enabled", 1, **x)
-    for s in ("authorized", "partially_authorized", "deauthorized", "other"):
-        add("dms_devices_by_authorization_state", 2 if s == "authorized" else 0,
-            authorization_state=s)  # fmt: skip
-    add("dms_group_info", 1, group_id="g-west", name="West Region", parent_id="")
-    add("dms_group_devices", 2, group_id="g-west")
-    add("dms_service_info", 1, service_id="svc-101", name="Network East HD", program_number="101",
-        tier="basic")  # fmt: skip
-    add("dms_authorization_set_info", 1, authorization_set_id="as-sports", name="Sports",
-        type="permanent")  # fmt: skip
-    add("dms_authorization_set_enabled", 1, authorization_set_id="as-sports")
-    add("dms_authorization_set_devices", 2, authorization_set_id="as-sports")
-    add("dms_authorization_set_services", 4, authorization_set_id="as-sports")
-    sa = {"schedule_authorization_id": "sa-sunday-west"}
-    add("dms_schedule_authorization_info", 1, **sa, name="Sunday Game - West",
-        authorization_set_id="as-sports")  # fmt: skip
-    stateset("dms_schedule_authorization_state", "pending",
-             ("pending", "active", "expired", "cancelled", "other"), **sa)  # fmt: skip
-    add("dms_schedule_authorization_start_timestamp_seconds", now - 600, **sa)
-    add("dms_schedule_authorization_end_timestamp_seconds", now + 3000, **sa)
-    add("dms_schedule_authorization_devices", 2, **sa)
-    for sev in ("critical", "major", "minor", "warning", "info", "other"):
-        for source in ("device", "dms", "other"):
-            add("dms_alarms", 1 if sev == "critical" else 0, severity=sev, state="active",
-                source=source)  # fmt: skip
-            add("dms_alarms", 5, severity=sev, state="cleared", source=source)
-    for alarm, dev, name, sev, code, source in (
-        ("al-1", "dev-000123", "KXYZ Denver", "critical", "SIGNAL_LOSS", "device"),
-        ("al-2", "dev-000124", "KABC Boise", "major", "CC_ERRORS", "device"),
-        ("al-3", "", "", "critical", "OTA_COMMAND_FAILED", "dms"),
-    ):
-        labels = {"alarm_id": alarm, "device_id": dev, "display_name": name, "severity": sev}
-        add("dms_alarm_asserted_timestamp_seconds", now - 300, **labels, code=code,
-            fault_object="Input 1", source=source)  # fmt: skip
-    for ep in ENDPOINTS:
-        e = {"endpoint": ep}
-        for metric, value in (
-            ("up", 1), ("enabled", 1), ("interval_seconds", 60), ("stale", 0), ("rows", 10),
-            ("last_poll_timestamp_seconds", now - 5), ("last_success_timestamp_seconds", now - 5),
-            ("poll_duration_seconds", 0.2), ("polls_total", 100), ("rows_skipped_total", 0),
-            ("unknown_values_total", 1),
-        ):  # fmt: skip
-            add(f"dms_exporter_endpoint_{metric}", value, **e)
-        add("dms_exporter_endpoint_errors_total", 2, **e, reason="timeout")
-    add("dms_exporter_logins_total", 3, result="success")
-    add("dms_exporter_logins_total", 0, result="refused")
-    add("dms_exporter_login_next_attempt_timestamp_seconds", 0)
-    for group in ("system", "devices", "authorization", "destinations", "alarms"):
-        add("dms_exporter_render_duration_seconds", 0.01, group=group)
-    add("dms_exporter_config_last_reload_successful", 1)
-    add("dms_exporter_config_last_reload_success_timestamp_seconds", now - 3600)
-    add("dms_exporter_build_info", 1, version="0.1.0", python_version="3.11.7")
-    add("dms_exporter_start_time_seconds", now - 3600)
-    return "\n".join(lines) + "\n"
-
-
-def test_fixture_exposition_covers_the_catalogue():
-    exposed = {line.split("{", 1)[0] for line in exposition().splitlines()}
-    assert exposed == set(promstack.metric_reference())
+@contextlib.contextmanager
+def _process(*args: str, ready: str) -> Iterator[None]:
+    """A ``python -m`` process, until ``ready`` (a URL) answers 200."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        promstack.wait_until(lambda: promstack.http_get(ready)[0] == 200, timeout=60)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
-def prometheus_with_dms_data(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("dashboards")
+def demo_exporter(tmp_path_factory):
+    """The real exporter polling a real, live simulator (60 devices that go offline and back,
+    raise and clear alarms, open schedule windows), at the demo's intervals, with cleared
+    alarms counted (``alarms.retrieval: all``); yields its host:port once it is ready."""
+    sim, port = promstack.free_port(), promstack.free_port()
+    config = tmp_path_factory.mktemp("exporter") / "dms.yml"
+    config.write_text(
+        f"dms: {{url: 'http://127.0.0.1:{sim}/dms-api/v1', username: monitor,"
+        " password: monitor-secret, proxy: direct}\n"
+        "defaults: {interval: 5s}\nendpoints: {alarms: {interval: 2s}}\n"
+        "alarms: {retrieval: all}\n"
+    )
     with (
-        promstack.static_metrics(exposition) as page,
-        promstack.prometheus(
-            tmp_path, [{"job_name": "dms", "static_configs": [{"targets": [page]}]}]
-        ) as prom,
-    ):
+        _process("dms_exporter.simulator", "--devices", "60", "--listen-address",
+                 f"127.0.0.1:{sim}", ready=f"http://127.0.0.1:{sim}/_sim/state"),
+        _process("dms_exporter", "--config.file", str(config), "--web.listen-address",
+                 f"127.0.0.1:{port}", ready=f"http://127.0.0.1:{port}/-/ready"),
+    ):  # fmt: skip
+        yield f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def device_with_alarm(demo_exporter) -> str:
+    """A device that has an active alarm, for the device dashboard's ``$device``."""
+    path = "/metrics?name[]=dms_alarm_asserted_timestamp_seconds"
+    _, body = promstack.http_get(f"http://{demo_exporter}{path}")
+    ids = sorted(
+        sample.labels["device_id"]
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.labels["device_id"]
+    )
+    assert ids, "the simulator has no device alarm"
+    return ids[0]
+
+
+@pytest.fixture(scope="module")
+def prometheus_with_dms_data(tmp_path_factory, demo_exporter):
+    tmp_path = tmp_path_factory.mktemp("dashboards")
+    scrape = {"job_name": "dms", "static_configs": [{"targets": [demo_exporter]}]}
+    with promstack.prometheus(tmp_path, [scrape]) as prom:
         # rate() and increase() need two samples
         prom.wait_for('count_over_time(dms_up{job="dms"}[1m]) >= 2', timeout=30)
         yield prom
@@ -310,7 +254,7 @@ def prometheus_with_dms_data(tmp_path_factory):
 
 @needs_prometheus
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
-def test_every_panel_shows_data(prometheus_with_dms_data, name):
+def test_every_panel_shows_data(prometheus_with_dms_data, device_with_alarm, name):
     """Each query returns at least one series, and each series has the labels its legend
     uses. A join on a label that does not exist or a misspelt selector returns nothing,
     which promtool alone cannot see."""
@@ -320,7 +264,7 @@ def test_every_panel_shows_data(prometheus_with_dms_data, name):
     for panel in d["panels"]:
         for target in panel["targets"]:
             where = f"{panel['title']} / {target['refId']}"
-            result = prom.query(substitute(target["expr"]))
+            result = prom.query(substitute(target["expr"], device=device_with_alarm))
             if not result:
                 empty.append(where)
                 continue
@@ -332,7 +276,7 @@ def test_every_panel_shows_data(prometheus_with_dms_data, name):
 
 
 @needs_prometheus
-def test_device_variable_lists_devices_by_display_name(prometheus_with_dms_data):
+def test_device_variable_lists_devices_by_display_name(prometheus_with_dms_data, demo_exporter):
     """The device variable: Grafana renders query_result() series as `name{k="v",...} value ts`
     (labels in the order Prometheus returns them, sorted), then applies the regex."""
     prom = prometheus_with_dms_data
@@ -347,7 +291,14 @@ def test_device_variable_lists_devices_by_display_name(prometheus_with_dms_data)
         m = regex.search(f"{text} 1 {int(time.time())}")
         assert m, text
         found[m.group("value")] = m.group("text")
-    assert found == {"dev-000123": "KXYZ Denver", "dev-000124": "KABC Boise"}
+    _, body = promstack.http_get(f"http://{demo_exporter}/metrics?name[]=dms_device_info")
+    exported = {
+        labels["device_id"]: labels["display_name"]
+        for family in text_string_to_metric_families(body.decode())
+        for labels in (sample.labels for sample in family.samples)
+    }
+    assert len(exported) == 60
+    assert found == exported
 
 
 @needs_prometheus

@@ -16,6 +16,8 @@ import promstack
 import pytest
 import yaml
 
+from dms_exporter.config import config_from_mapping
+
 ROOT = promstack.ROOT
 DOCKER = ROOT / "deploy" / "docker"
 K8S = ROOT / "deploy" / "kubernetes"
@@ -35,11 +37,10 @@ def load_all(path: Path) -> list:
 def check_exporter_config(mapping: dict, tmp_path: Path) -> None:
     """Validate a config with the exporter's own loader, its password file swapped for a
     temporary one (the real one exists only in the container)."""
-    config = pytest.importorskip("dms_exporter.config")
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
     mapping["dms"]["password_file"] = str(secret)
-    loaded = config.config_from_mapping(mapping, str(tmp_path / "config.yml"))
+    loaded = config_from_mapping(mapping, str(tmp_path / "config.yml"))
     assert loaded.dms.password == "s3cret"
 
 

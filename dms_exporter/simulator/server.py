@@ -261,7 +261,7 @@ class DmsApi:
         elif "endless_paging" in kinds:
             items, total = _endless(listing, offset, limit)
         else:
-            items, total = listing[offset : offset + limit], len(listing)
+            items, total = list(listing[offset : offset + limit]), len(listing)
         if item_faults:
             items = [
                 dumps(damage(json.loads(b), item_faults, endpoint, offset + i))

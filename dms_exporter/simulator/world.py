@@ -272,7 +272,7 @@ class World:
         elif roll < (0.1 if state == NEVER_CONNECTED else 0.6):
             self.set_device(device_id, connectionState="ONLINE", lastContact=iso(now))
             alarm_id = self._not_responding.pop(device_id, None)
-            if alarm_id in self.alarms:
+            if alarm_id is not None and alarm_id in self.alarms:
                 self.alarms.clear(alarm_id, now)
 
     def _flip_destination(self, destination_id: str) -> None:
