@@ -155,7 +155,7 @@ def _items(body: Any, envelope: Envelope, number: int) -> list[Any]:
     if isinstance(found, list):
         return found
     if isinstance(body, dict):
-        keys = ", ".join(sorted(map(str, body))[:10]) or "none"
+        keys = ", ".join(key[:40] for key in sorted(map(str, body))[:10]) or "none"
         lists = _list_paths(body)
         hint = f"; a list is at {lists[0]!r} (set envelope.items)" if lists else ""
         raise PagingError(
