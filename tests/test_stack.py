@@ -152,8 +152,6 @@ async def start_dms(tmp_path: Path) -> Dms:
         broken_sim.add_fault("alarms", "status", status=401)  # DmsLoginFailing (reason auth)
         # no state for any schedule: the one inside its window is not reported active
         broken_sim.add_fault("schedule_authorizations", "missing_fields", fields=["state"])
-        # a good first answer, then words nobody knows: DmsEndpointSuspect
-        broken_sim.add_fault("destinations", "unknown_enums", skip=1)
         config_file = tmp_path / "broken.yml"
         config_file.write_text(
             yaml.safe_dump(
@@ -171,6 +169,13 @@ async def start_dms(tmp_path: Path) -> Dms:
         broken_exporter = Exporter(load_config(str(config_file)), config_file=str(config_file))
         runner, broken = await serve(broken_exporter)
         runners.append(runner)
+        # a good answer applied first (however slow this machine), then words nobody knows:
+        # DmsEndpointSuspect
+        for _ in range(600):
+            if broken_exporter.store.tables["destinations"] is not None:
+                break
+            await asyncio.sleep(0.05)
+        broken_sim.add_fault("destinations", "unknown_enums")
         config_file.write_text("dms: [not, a, mapping\n")
         assert not await broken_exporter.reload()  # DmsConfigReloadFailed
         return Dms(sim, broken_sim, runners, main, broken, device["id"], device)
