@@ -24,6 +24,7 @@ from dms_exporter.web import make_app
 PAGES = ("endpoints", "devices", "authorization", "destinations", "alarms", "settings")
 
 Start = Callable[..., Awaitable[TestClient]]
+CONSOLES: dict[TestClient, Console] = {}  # the console behind each started client
 
 
 def write_config(path: Path, sim: Simulator, **extra: Any) -> Path:
@@ -53,17 +54,18 @@ async def start_console() -> AsyncIterator[Start]:
         exporter = Exporter(
             source.build(source.edits), config_file=str(config_file), loader=source.load
         )
-        client = TestClient(
-            TestServer(make_app(exporter, Console(exporter, source)), host="127.0.0.1")
-        )
+        console = Console(exporter, source)
+        client = TestClient(TestServer(make_app(exporter, console), host="127.0.0.1"))
         await client.start_server()
         clients.append(client)
+        CONSOLES[client] = console
         await wait_until_ready(client)
         return client
 
     yield start
     for client in clients:
         await client.close()
+        del CONSOLES[client]
 
 
 def device_ids(sim: Simulator) -> list[str]:
@@ -197,6 +199,26 @@ async def test_refresh_polls_once_and_says_when_it_is_too_soon(simulator, tmp_pa
     assert exporter.store.status("alarms").polls_total == before
     plain = await client.post("/console/endpoints/alarms/refresh", allow_redirects=False)
     assert plain.status == 429 and "Refresh works again in" in errors_in(await plain.text())[0]
+
+
+async def test_the_devices_index_follows_a_changed_table_without_a_page_view(
+    simulator, tmp_path, start_console
+):
+    client = await start_console(
+        write_config(tmp_path / "dms.yml", simulator, refresh_min_gap="0s")
+    )
+    store, index = exporter_of(client).store, CONSOLES[client].devices
+    assert (await client.get("/console/devices")).status == 200  # the first view builds it
+    device_id = device_ids(simulator)[5]
+    simulator.set_device(device_id, name="Renamed Halifax 9")
+    await exporter_of(client).refresh("devices")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while index.current is None or index.current.table is not store.tables["devices"]:
+        assert loop.time() < deadline, "the index was not rebuilt within 10 s"
+        await asyncio.sleep(0.05)
+    page = await (await client.get("/console/devices", params={"q": "renamed halifax"})).text()
+    assert f'data-device="{device_id}"' in page and "· 1 rows" in page
 
 
 async def test_two_browsers_editing_at_once_lose_no_edit(simulator, tmp_path, start_console):

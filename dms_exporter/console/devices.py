@@ -152,6 +152,11 @@ class DeviceIndexCache:
         self._index: DeviceIndex | None = None
         self._building: asyncio.Future[DeviceIndex] | None = None
 
+    @property
+    def current(self) -> DeviceIndex | None:
+        """The index kept now, maybe of an older table; None until one was asked for."""
+        return self._index
+
     async def get(self, table: Table[Device] | None, ctx: RenderContext) -> DeviceIndex:
         """The index for ``table`` and ``ctx``; built in a worker thread, once, if stale."""
         index = self._index

@@ -9,6 +9,7 @@ file that cannot be written, raises ``EditError`` and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -20,7 +21,12 @@ from .devices import DeviceIndexCache
 from .source import ConfigSource
 from .state import Edits, check_description
 
-__all__ = ["Console", "EditError"]
+__all__ = ["INDEX_CHECK_SECONDS", "Console", "EditError"]
+
+log = logging.getLogger(__name__)
+
+#: How often the devices index is checked against the devices table (a cheap identity test).
+INDEX_CHECK_SECONDS = 1.0
 
 
 class EditError(Exception):
@@ -91,6 +97,18 @@ class Console:
         if name not in ("allow_schedule_authorization", "alarm_retrieval"):
             raise EditError("setting", f"unknown setting {name!r}")
         await self._edit(name, lambda e: e.set(name, None, value))
+
+    async def keep_index_fresh(self, every: float = INDEX_CHECK_SECONDS) -> None:
+        """Rebuild the devices index soon after the devices table or the descriptions change,
+        once the Devices page has been viewed, so a page view rarely waits for a build."""
+        store = self.exporter.store
+        while True:
+            await asyncio.sleep(every)
+            if self.devices.current is not None:
+                try:
+                    await self.devices.get(store.tables["devices"], store.context)
+                except Exception:  # a bug here must not end the loop; the page builds it too
+                    log.exception("devices index build failed")
 
     # -- internals -----------------------------------------------------------------------
 

@@ -9,11 +9,12 @@ again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -55,6 +56,18 @@ def add_console(app: web.Application, console: Console) -> None:
     sub = _console_app(console)
     sub.router.add_get("/", to_first_page)
     app.add_subapp("/console/", sub)
+    app.cleanup_ctx.append(_index_keeper(console))
+
+
+def _index_keeper(console: Console) -> Any:
+    async def keep(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(console.keep_index_fresh(), name="console-index")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return keep
 
 
 def _console_app(console: Console) -> web.Application:
