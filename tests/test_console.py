@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -344,3 +347,30 @@ def test_a_bad_state_file_is_refused_naming_it(tmp_path):
         with pytest.raises(ConfigError) as error:
             StateFile(str(path)).load()
         assert str(path) in str(error.value) and problem in str(error.value)
+
+
+def test_demo_keeps_edits_in_memory_or_in_the_given_state_file(tmp_path):
+    from test_cli import free_port, wait_for
+
+    state = tmp_path / "demo.json"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dms_exporter", "--demo", "--demo.devices", "50",
+         "--console.state-file", str(state), "--web.listen-address", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        page = wait_for(f"{base}/console/settings")
+        assert f"In <code>{state}</code>" in page
+        request = urllib.request.Request(
+            f"{base}/console/settings",
+            data=b"setting=alarm_retrieval&value=all",
+            headers={"Origin": base},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # follows the 303
+            assert "set in console, overrides" in answer.read().decode()
+        assert json.loads(state.read_text())["alarm_retrieval"] == "all"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
