@@ -107,6 +107,15 @@ async def test_every_page_answers_200_and_shows_the_data(simulator, tmp_path, st
     assert response.status == 200
     assert device["serialNumber"] in await response.text()
     assert (await client.get("/console/device", params={"id": "nope"})).status == 404
+    # services per device: the numbers of the dms_device_authorized_services series
+    body = await scrape(client)
+    page = await (await client.get("/console/authorization")).text()
+    shown = dict(re.findall(r'<tr data-device="([^"]+)">.*?<td class="num">(\d+)</td>', page))
+    assert shown
+    for device_id, count in shown.items():
+        series = value(body, "dms_device_authorized_services", device_id=device_id,
+                       source="permanent")  # fmt: skip
+        assert int(count) == series, device_id
     first = await client.get("/console/", allow_redirects=False)
     assert first.status == 303 and first.headers["Location"] == "/console/endpoints"
 

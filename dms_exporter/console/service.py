@@ -12,10 +12,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
 from ..exporter import Exporter
+
+# the metrics' rule for services per device, so the page shows exactly the series' values
+from ..families.authorization import _authorized_services as authorized_services
 from ..model import ENDPOINTS
 from .devices import DeviceIndexCache
 from .source import ConfigSource
@@ -46,6 +50,7 @@ class Console:
         self.source = source
         self.devices = DeviceIndexCache()
         self._lock = asyncio.Lock()
+        self._authorized: tuple[tuple[Any, ...], list[Any]] | None = None
 
     async def set_endpoint(
         self, name: str, *, enabled: bool | None = None, interval: str | None = None
@@ -97,6 +102,19 @@ class Console:
         if name not in ("allow_schedule_authorization", "alarm_retrieval"):
             raise EditError("setting", f"unknown setting {name!r}")
         await self._edit(name, lambda e: e.set(name, None, value))
+
+    async def authorized_services(self) -> list[tuple[str, str, tuple[Any, ...]]]:
+        """Per device: id, display key and its ``dms_device_authorized_services`` samples, by
+        the metrics' own rule; computed in a worker thread once per tables and settings."""
+        store = self.exporter.store
+        key = (store.tables["authorizations"], store.tables["devices"], store.context)
+        cached = self._authorized
+        if cached is None or any(a is not b for a, b in zip(cached[0], key, strict=True)):
+            result = await asyncio.get_running_loop().run_in_executor(
+                None, authorized_services, *key
+            )
+            cached = self._authorized = (key, result)
+        return cached[1]
 
     async def keep_index_fresh(self, every: float = INDEX_CHECK_SECONDS) -> None:
         """Rebuild the devices index soon after the devices table or the descriptions change,

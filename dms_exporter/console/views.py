@@ -13,8 +13,7 @@ import contextlib
 import math
 import os
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -467,6 +466,12 @@ def _page_url(request: web.Request) -> Any:
 # -- authorization, destinations, alarms -------------------------------------------------------
 
 
+def _source_counts(samples: Any) -> Iterator[tuple[str, float]]:
+    """(source, count) of one device's ``dms_device_authorized_services`` samples."""
+    for labels, count in samples:
+        yield labels[-1], count
+
+
 async def authorization_page(request: web.Request) -> web.Response:
     """Sets, schedule authorizations (only while allowed, as the metrics) and services per
     device by source."""
@@ -477,24 +482,7 @@ async def authorization_page(request: web.Request) -> web.Response:
     sets = [
         s for s in _rows(tables["authorization_sets"]) if allow_schedule or s.type != "schedule"
     ]
-    counts: Counter[tuple[str, str]] = Counter()
-    device_ids: dict[str, None] = {}
-    for a in _rows(tables["authorizations"]):
-        if a.source == "schedule" and not allow_schedule:
-            continue
-        device_ids.setdefault(a.device_id)
-        if a.authorized:
-            counts[a.device_id, a.source] += 1
-    name_of = DisplayNames(tables["devices"], store.context)
-    per_device = [
-        {
-            "device_id": device_id,
-            "key": name_of(device_id),
-            "permanent": counts[device_id, "permanent"],
-            "schedule": counts[device_id, "schedule"],
-        }
-        for device_id in device_ids
-    ]
+    per_device = await console.authorized_services()
     page_rows, page, pages = _paged(request, per_device)
     return _render(
         request,
@@ -502,7 +490,10 @@ async def authorization_page(request: web.Request) -> web.Response:
         "authorization",
         sets=sets,
         schedules=list(_rows(tables["schedule_authorizations"])) if allow_schedule else None,
-        per_device=page_rows,
+        per_device=[
+            {"device_id": device_id, "key": name, "counts": dict(_source_counts(samples))}
+            for device_id, name, samples in page_rows
+        ],
         per_device_total=len(per_device),
         page_no=page,
         page_count=pages,
