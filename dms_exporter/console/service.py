@@ -58,16 +58,16 @@ class Console:
         """Switch an endpoint on/off and/or set its interval (a duration, as in YAML)."""
         self._known_endpoint(name)
         if enabled is not None:
-            await self._edit("enabled", lambda e: e.set("enabled", name, enabled))
+            await self._edit("enabled", lambda e: e.set("enabled", name, enabled), name)
         if interval is not None:
-            await self._edit("interval", lambda e: e.set("interval", name, interval.strip()))
+            await self._edit("interval", lambda e: e.set("interval", name, interval.strip()), name)
 
     async def revert_endpoint(self, name: str, field: str) -> None:
         """Drop the console's value of ``field`` (enabled or interval): the file's applies."""
         self._known_endpoint(name)
         if field not in ("enabled", "interval"):
             raise EditError("revert", f"unknown field {field!r}")
-        await self._edit(field, lambda e: e.set(field, name, None))
+        await self._edit(field, lambda e: e.set(field, name, None), name, revert=True)
 
     async def set_description(self, device_id: str, text: str | None) -> None:
         """Set (None: revert) a device's custom description."""
@@ -81,7 +81,12 @@ class Console:
         if not known and device_id not in self.source.edits.descriptions:
             raise EditError("description", f"unknown device {device_id!r}")
         if self.source.descriptions_file is None:
-            await self._edit("description", lambda e: e.set("descriptions", device_id, text))
+            await self._edit(
+                "description",
+                lambda e: e.set("descriptions", device_id, text),
+                device_id,
+                revert=text is None,
+            )
             return
         if device_id in self.source.inline_descriptions:
             raise EditError(
@@ -96,12 +101,14 @@ class Console:
             except (OSError, ConfigError) as exc:
                 raise EditError("description", _why(exc)) from None
             await self._apply("description", self.source.edits)
+            kept_in = self.source.descriptions_file
+            _log_edit("description", device_id, revert=text is None, kept_in=kept_in)
 
     async def set_setting(self, name: str, value: bool | str | None) -> None:
         """Set (None: revert) ``allow_schedule_authorization`` or ``alarm_retrieval``."""
         if name not in ("allow_schedule_authorization", "alarm_retrieval"):
             raise EditError("setting", f"unknown setting {name!r}")
-        await self._edit(name, lambda e: e.set(name, None, value))
+        await self._edit(name, lambda e: e.set(name, None, value), "", revert=value is None)
 
     async def authorized_services(self) -> list[tuple[str, str, tuple[Any, ...]]]:
         """Per device: id, display key and its ``dms_device_authorized_services`` samples, by
@@ -134,7 +141,9 @@ class Console:
         if name not in ENDPOINTS:
             raise EditError("endpoint", f"unknown endpoint {name!r}")
 
-    async def _edit(self, field: str, change: Callable[[Edits], Edits]) -> None:
+    async def _edit(
+        self, field: str, change: Callable[[Edits], Edits], subject: str, *, revert: bool = False
+    ) -> None:
         async with self._lock:
             edits = change(self.source.edits)
             config = self._build(field, edits)
@@ -150,6 +159,7 @@ class Console:
                 raise EditError(field, _why(exc)) from None
             self.source.edits = edits
             await self.exporter.apply_config(config)
+            _log_edit(field, subject, revert=revert, kept_in=self.source.state.path)
 
     async def _apply(self, field: str, edits: Edits) -> None:
         await self.exporter.apply_config(self._build(field, edits))
@@ -159,6 +169,14 @@ class Console:
             return self.source.build(edits)
         except ConfigError as exc:
             raise EditError(field, _why(exc, self.source.name)) from None
+
+
+def _log_edit(field: str, subject: str, *, revert: bool, kept_in: str | None) -> None:
+    """One info line per applied console edit: what changed, not the value (an audit trail)."""
+    log.info(
+        "console edit reverted" if revert else "console edit applied",
+        extra={"field": field, "subject": subject, "kept_in": kept_in or "memory"},
+    )
 
 
 def _why(exc: Exception, source: str = "") -> str:

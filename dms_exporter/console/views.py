@@ -28,6 +28,7 @@ from ..families import DisplayNames
 from ..model import ALARM_SEVERITIES, ENDPOINTS, Table
 from .devices import SORTS, DeviceQuery
 from .service import Console, EditError
+from .state import MAX_DESCRIPTION
 
 __all__ = ["CONSOLE_KEY", "add_console"]
 
@@ -79,6 +80,7 @@ def _console_app(console: Console) -> web.Application:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(seconds=format_seconds, utc=format_utc)
+    env.globals["max_description"] = MAX_DESCRIPTION
     app.router.add_get("/endpoints", endpoints_page)
     app.router.add_post("/endpoints/{endpoint}", endpoint_edit)
     app.router.add_post("/endpoints/{endpoint}/refresh", endpoint_refresh)
