@@ -1,7 +1,8 @@
 """Every known secret through every output: the exporter runs as a real process against a DMS
 that echoes what it is sent (password, token, Basic and proxy credentials) in its error
 messages, at every offset around the excerpt cut. Neither the whole secret nor any 6-character
-piece of it may appear in the logs (logfmt and JSON), in any HTTP answer or in --config.check.
+piece of it may appear in the logs (logfmt and JSON), in any HTTP answer, in --probe's report
+or in --config.check.
 """
 
 from __future__ import annotations
@@ -174,12 +175,20 @@ async def test_no_secret_in_any_output(
         known["proxy basic"] = base64.b64encode(f"squid:{proxy_password}".encode()).decode()
     config = {"dms": dms_config, "defaults": {"interval": "1s"}, "refresh_min_gap": 0}
     answers, log = await run_exporter(tmp_path, config, env, fmt)
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dms_exporter", "--probe", "--probe.format",
+        "json" if fmt == "json" else "text", "--config.file", str(tmp_path / "dms.yml"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **env},
+    )  # fmt: skip
+    probe_output = (await asyncio.wait_for(probe.communicate(), 60))[0].decode()
 
     assert dms.calls > 20  # the DMS was asked, and echoed, many times
     assert "pw=***" in log or "pw=<secret>" in log  # the echo reached the log, masked
     assert leaks(log, known) == [], log[-3000:]
     for answer in answers:
         assert leaks(answer, known) == [], answer[:3000]
+    assert "pw=***" in probe_output  # --probe showed the DMS's errors, masked
+    assert leaks(probe_output, known) == [], probe_output[-3000:]
     if fmt == "json":
         assert all(json.loads(line) for line in log.splitlines())
 
