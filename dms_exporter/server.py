@@ -47,6 +47,9 @@ LISTEN_QUEUE = 1024
 #: turn later, so two accept batches, plus DMS sessions, logs and config reads.
 RESERVED_FILES = 2 * ACCEPT_BATCH + 128
 ACCEPT_ERROR_LOG_INTERVAL = 10.0
+#: The soft file limit the exporter raises itself to when the hard limit allows (as the deploy
+#: files set): every connection is a file.
+FILE_LIMIT = 65536
 _SWEEP_SECONDS = 1.0
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
@@ -60,12 +63,15 @@ def default_max_connections() -> int:
 
 
 def raise_file_limit() -> int:
-    """Raise the soft file limit to the hard one (as Go programs do); the soft limit after."""
+    """Raise the soft file limit toward the hard one (as Go programs do), up to FILE_LIMIT;
+    the soft limit after. Nothing is asked when it is already there (the systemd unit's
+    syscall filter forbids setrlimit; its LimitNOFILE sets both limits)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
+    target = FILE_LIMIT if hard == resource.RLIM_INFINITY else min(hard, FILE_LIMIT)
+    if soft < target:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
         except (ValueError, OSError):
             pass
     return soft

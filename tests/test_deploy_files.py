@@ -321,3 +321,16 @@ def test_systemd_analyze_verify_has_no_complaints(tmp_path):
     result = promstack.run(["systemd-analyze", "verify", str(copy)])
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "" and result.stdout.strip() == ""
+
+
+def test_every_deploy_form_gives_the_exporter_65536_files():
+    """The connection cap sits below the file limit; 1,024 (the usual default) is too few."""
+    assert unit_entries()["LimitNOFILE"] == ["65536"]
+    compose = load(DOCKER / "compose.yml")
+    assert compose["services"]["dms-exporter"]["ulimits"]["nofile"] == {
+        "soft": 65536,
+        "hard": 65536,
+    }
+    from dms_exporter.server import FILE_LIMIT
+
+    assert FILE_LIMIT == 65536  # what the exporter raises itself to in a container or a pod
