@@ -9,6 +9,7 @@ import base64
 import ipaddress
 import logging
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -372,3 +373,15 @@ def test_config_check_validates_the_web_config(tmp_path: Path, pki: Pki) -> None
         f"dms-exporter: invalid configuration: {web}: basic_auth_users.alice: must be a "
         "bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')",
     ]
+
+
+def test_docs_name_every_web_config_key() -> None:
+    from dms_exporter import webconfig
+
+    docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    section = docs[docs.index("## Web config") :]
+    keys = [*webconfig._TOP_KEYS, *webconfig._TLS_KEYS, *webconfig._UNSUPPORTED_TLS, "headers"]
+    for key in keys:
+        assert re.search(rf"[`.]{key}[`.,]", section), key
+    for name in (*webconfig.CURVES, *webconfig.CLIENT_AUTH_TYPES, *webconfig.HEADERS):
+        assert f"`{name}`" in section, name
