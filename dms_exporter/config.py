@@ -73,7 +73,7 @@ class TlsSettings:
 class DmsSettings:
     """How to reach and log in to the DMS."""
 
-    url: str  # base URL including the API prefix, e.g. https://dms:8443/dms-api/v1
+    url: str  # base URL including the API prefix, e.g. https://dms:8443/dms-api/v1 (the main)
     username: str
     password: str = field(repr=False)
     auth: Literal["token", "basic", "api_key"] = "token"
@@ -90,6 +90,8 @@ class DmsSettings:
     max_concurrency: int = 2  # DMS requests in flight at once, over all endpoints
     login_backoff_initial: float = 30.0  # seconds without a login after a failed one
     login_backoff_max: float = 900.0  # the backoff after refusals in a row doubles up to this
+    standby_urls: tuple[str, ...] = ()  # further members of a redundant DMS, in failover order
+    failback_interval: float = 60.0  # seconds between checks whether the main is back
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +269,7 @@ _DMS_KEYS = (
     "api_key_header",
     "envelope",
     "paging",
+    "failback_interval",
 )
 _AUTHS = ("token", "basic", "api_key")
 _SHAPE_KEYS = ("envelope", "paging")  # in dms: for every list endpoint, overridable per endpoint
@@ -385,13 +388,28 @@ class _Reader:
         except ValueError as exc:
             self.fail(key, f"is not a valid URL ({exc}), got {self.show(key, text)}")
         if parts.username or parts.password:
-            hint = "use dms.username and dms.password" if key == "dms.url" else "not supported"
+            hint = (
+                "use dms.username and dms.password"
+                if key.startswith("dms.url")
+                else "not supported"
+            )
             self.fail(key, f"must not hold credentials (user:password@): {hint}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.fail(key, f"must be an http:// or https:// URL, got {self.show(key, text)}")
         if parts.query or parts.fragment:
             self.fail(key, "must not have a query or fragment")
         return text.rstrip("/")
+
+    def urls(self, value: Any) -> list[str]:
+        """``dms.url``: one URL, or a list of them (the main first, then its standbys)."""
+        if not isinstance(value, list):
+            return [self.url("dms.url", value)]
+        if not value:
+            self.fail("dms.url", "the list is empty")
+        urls = [self.url(f"dms.url.{i}", item) for i, item in enumerate(value)]
+        if len(set(urls)) < len(urls):
+            self.fail("dms.url", "lists a URL twice")
+        return urls
 
     def path(self, key: str, value: Any) -> str:
         path = self.text(key, value)
@@ -486,8 +504,13 @@ class _Reader:
             None,
         )
         url, username = m.get("url"), m.get("username")
+        urls = (keep(self.urls, url) or []) if url is not None else []
         return DmsSettings(
-            url=keep(self.url, "dms.url", url) if url is not None else "",
+            url=urls[0] if urls else "",
+            standby_urls=tuple(urls[1:]),
+            failback_interval=keep(
+                self.duration, "dms.failback_interval", _get(m, "failback_interval", 60.0)
+            ),
             username=keep(self.text, "dms.username", username) if username is not None else "",
             password=keep(self.password, m),
             auth=auth,

@@ -186,7 +186,7 @@ class Exporter:
         (a new client is made when the URL or the credentials changed)."""
         login = self.store.login
         login.next_attempt, login.refusals = None, 0
-        return DmsClient(self.config.dms, login, clock=self._clock)
+        return DmsClient(self.config.dms, login, clock=self._clock, links=self.store.links)
 
     async def _close_client(self) -> None:
         if self._client is not None:

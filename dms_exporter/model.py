@@ -215,3 +215,13 @@ class LoginState:
     next_attempt: float | None = None  # Unix time before which no login is tried (backoff)
     last_result: str = ""  # one of LOGIN_RESULTS, "" before the first login
     refusals: int = 0  # refused logins in a row; the backoff doubles with each
+
+
+@dataclass(slots=True)
+class DmsLinks:
+    """Which DMS URL is in use and which answer: written by the DMS client for the metrics.
+    ``urls`` lists the main first, then its standbys in failover order."""
+
+    urls: tuple[str, ...] = ()
+    active: str = ""
+    reachable: dict[str, bool] = field(default_factory=dict)  # url -> its last request answered

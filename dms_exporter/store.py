@@ -24,7 +24,7 @@ from .errors import ERROR_REASONS
 from .exposition import OPENMETRICS_EOF, render_openmetrics, render_text
 from .families.health import health_families
 from .gzipstream import GZIP_HEADER, Segment, combine, compress, trailer
-from .model import ENDPOINTS, EndpointStatus, LoginState, Table
+from .model import ENDPOINTS, DmsLinks, EndpointStatus, LoginState, Table
 from .process import process_exposition
 from .render import (
     GROUPS,
@@ -130,6 +130,7 @@ class Store:
         self._render_durations: dict[str, float] = {}
         self._render_locks = {group: asyncio.Lock() for group in GROUPS}
         self.login = LoginState()  # the DMS client writes it
+        self.links = DmsLinks()  # the DMS client writes it
         #: alarm id -> when a poll first saw it, for alarms the DMS sends without assertedTime;
         #: kept here, not in the poller, so it survives reloads and stale drops
         self.alarm_first_seen: Mapping[str, float] = {}
@@ -334,6 +335,7 @@ class Store:
                 dms_up=self.dms_up,
                 logins=self.login.counts,
                 login_next_attempt=self.login.next_attempt,
+                links=self.links,
                 render_durations=self._render_durations,
                 config_reload_ok=self.config_reload_ok,
                 config_reload_ts=self.config_reload_timestamp,

@@ -22,6 +22,8 @@ EXPECTED_RECEIVER = {
     "DmsFleetOfflineRatioHigh": "dms-pager",
     "DmsScheduleAuthorizationNotActive": "dms-pager",
     "DmsDown": "dms-pager",
+    "DmsNoneReachable": "dms-pager",
+    "DmsRunningOnStandby": "dms-ticket",
     # the exporter's own health goes to whoever runs the monitoring, whatever its severity
     "DmsExporterDown": "dms-monitoring",
     "DmsEndpointFailing": "dms-monitoring",

@@ -92,6 +92,7 @@ def health() -> list[Family]:
         dms_up=True,
         logins={"success": 1, "refused": 0},
         login_next_attempt=NOW + 30,
+        links=model.DmsLinks(("http://a/v1", "http://b/v1"), "http://b/v1", {"http://a/v1": False}),
         render_durations={"devices": 0.01},
         config_reload_ok=True,
         config_reload_ts=NOW - 100,

@@ -14,7 +14,9 @@ exposition: a healthy exporter ("main": critical, major and DMS alarms, 10 of 60
 cleared alarms counted with `alarms.retrieval: all`), a second exporter on a second, damaged
 simulator ("broken": the system endpoint answers 503, devices stops answering after one poll,
 alarms answers 401, schedule states are missing, and a reload of its config file was rejected),
-and a scrape target nobody listens on ("down").
+a third exporter whose two DMS URLs both refuse connections ("nowhere"), and a scrape target
+nobody listens on ("down"). The main exporter's first DMS URL refuses connections too, so it
+runs on its standby URL, the healthy simulator.
 
 Simulators and exporters run on their own event loop in a background thread: the promstack
 helpers block (subprocesses, time.sleep), and the exporter must keep serving scrapes meanwhile.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import socket
 import subprocess
@@ -111,10 +114,14 @@ class Dms:
     runners: list[web.AppRunner]
     main: str  # host:port of the healthy exporter
     broken: str  # host:port of the exporter of the damaged DMS
+    nowhere: str  # host:port of the exporter whose DMS URLs all refuse connections
     device_id: str  # the device the alarms are raised on
     device: dict[str, Any]  # its JSON
+    closed: list[socket.socket]  # bound, not listening: the URLs that refuse connections
 
     async def stop(self) -> None:
+        for sock in self.closed:
+            sock.close()
         for runner in self.runners:
             await runner.cleanup()
         await self.sim.stop()
@@ -125,6 +132,11 @@ async def start_dms(tmp_path: Path) -> Dms:
     sim = await Simulator(devices=60, seed=3, change_rate=0).start()  # live clock, no churn
     broken_sim = await Simulator(devices=5, seed=4, change_rate=0).start()
     runners: list[web.AppRunner] = []
+    closed = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(3)]
+    refused = []
+    for sock in closed:  # a port bound but not listening refuses connections
+        sock.bind(("127.0.0.1", 0))
+        refused.append(f"http://127.0.0.1:{sock.getsockname()[1]}/dms-api/v1")
     try:
         devices = [sim.world.devices[i] for i in sim.world.devices]
         online = [d for d in devices if d["connectionState"] == "ONLINE"]
@@ -143,7 +155,14 @@ async def start_dms(tmp_path: Path) -> Dms:
             alarms={"retrieval": "all"},  # cleared alarms are counted
             display_names={"devices": {device["id"]: DISPLAY_NAME}},
         )
-        runner, main = await serve(Exporter(config))
+        # the main DMS URL refuses connections: the exporter runs on the standby (the
+        # simulator) for DmsRunningOnStandby
+        dms = dataclasses.replace(config.dms, url=refused[0], standby_urls=(sim.base_url,))
+        runner, main = await serve(Exporter(dataclasses.replace(config, dms=dms)))
+        runners.append(runner)
+        # no DMS URL answers: DmsNoneReachable
+        nowhere_dms = dataclasses.replace(config.dms, url=refused[1], standby_urls=(refused[2],))
+        runner, nowhere = await serve(Exporter(dataclasses.replace(config, dms=nowhere_dms)))
         runners.append(runner)
 
         # The damaged DMS, each fault for one alert expression.
@@ -178,8 +197,10 @@ async def start_dms(tmp_path: Path) -> Dms:
         broken_sim.add_fault("destinations", "unknown_enums")
         config_file.write_text("dms: [not, a, mapping\n")
         assert not await broken_exporter.reload()  # DmsConfigReloadFailed
-        return Dms(sim, broken_sim, runners, main, broken, device["id"], device)
+        return Dms(sim, broken_sim, runners, main, broken, nowhere, device["id"], device, closed)
     except BaseException:
+        for sock in closed:
+            sock.close()
         for runner in runners:
             await runner.cleanup()
         await sim.stop()
@@ -257,7 +278,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         am = cleanup.enter_context(promstack.alertmanager(tmp_path, alertmanager_config(hook.url)))
         scrape = {
             "job_name": JOB,
-            "static_configs": [{"targets": [dms.main, dms.broken, down]}],
+            "static_configs": [{"targets": [dms.main, dms.broken, dms.nowhere, down]}],
         }
         prom = cleanup.enter_context(
             promstack.prometheus(

@@ -73,8 +73,11 @@ class Login:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        url: str | None = None,
     ) -> None:
+        """``url``: the DMS member to log in to (None: the client's active one)."""
         self.state = state
+        self.url = url
         self._client = client
         self._clock = clock
         self._rng = rng or random.Random()
@@ -182,7 +185,7 @@ class Login:
                 "Authorization": basic_header(settings.username, settings.password)
             }
         try:
-            body = await client._request(endpoint, method, path, **kwargs)
+            body = await client._request(endpoint, method, path, base=self.url, **kwargs)
         except (DmsAuthError, DmsHttpError, DmsUnavailableError) as exc:
             if exc.status not in (401, 403) and exc.code not in REFUSAL_CODES:
                 raise

@@ -13,7 +13,9 @@ whole but is not JSON, is HTML, or has the wrong shape is a ``DmsPayloadError``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import functools
 import json
 import logging
 import math
@@ -39,10 +41,11 @@ from ..errors import (
     DmsTimeoutError,
     DmsUnavailableError,
 )
-from ..model import LoginState
+from ..model import DmsLinks, LoginState
 from ..secrets import known_secrets, mask
 from .auth import Login, basic_header
 from .budget import Budget
+from .failover import Links, is_standby
 from .paging import Page, PagingError, collect
 
 __all__ = ["DmsClient"]
@@ -59,10 +62,15 @@ PRIORITY_ENDPOINTS = frozenset({"alarms", "system"})
 #: The longest a Retry-After of the DMS holds back every request (longer hints are cut to it,
 #: so that data does not go stale for a typo in a proxy's header).
 MAX_PAUSE = 600.0
+#: The system endpoint as the failback check asks for it when no poll of it was seen.
+_SYSTEM = EndpointSettings(
+    name="system", enabled=True, interval=60.0, timeout=30.0, stale_after=180.0,
+    path="/system/info", params={}, fields={},
+)  # fmt: skip
 #: The settings that decide which DMS is reached and how one logs in to it.
 _CONNECTION_FIELDS = (
-    "url", "username", "password", "auth", "login_path", "proxy", "proxy_url", "tls", "login",
-    "token_header", "api_key_header",
+    "url", "standby_urls", "username", "password", "auth", "login_path", "proxy", "proxy_url",
+    "tls", "login", "token_header", "api_key_header",
 )  # fmt: skip
 
 
@@ -75,15 +83,20 @@ class DmsClient:
         login_state: LoginState | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        links: DmsLinks | None = None,
     ) -> None:
-        """``login_state`` receives the login counts and backoff (a new one if not given);
-        ``clock`` (Unix time) times the login backoff."""
+        """``login_state`` receives the login counts and backoff, ``links`` the active URL and
+        reachability (new ones if not given); ``clock`` (Unix time) times the login backoff."""
         self.settings = settings
         self._known_secrets = known_secrets(settings)
         self._tokens: list[str] = []  # the last tokens sent
+        self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._budget = Budget(settings.max_concurrency)
-        self._login = Login(self, login_state or LoginState(), clock=clock)
+        self._links = Links((settings.url, *settings.standby_urls), links or DmsLinks())
+        self._login = Login(self, login_state or LoginState(), clock=clock, url=settings.url)
+        self._failback: asyncio.Task[None] | None = None
+        self._system: EndpointSettings | None = None  # the system endpoint, for failback checks
         #: loop time before which no request starts (a Retry-After of the DMS, for everyone)
         self.paused_until = 0.0
 
@@ -100,8 +113,7 @@ class DmsClient:
     def reconfigure(self, settings: DmsSettings) -> None:
         """Adopt settings that keep the session and the token (timeouts, paging, the budget);
         see ``same_connection``."""
-        if settings.max_concurrency != self.settings.max_concurrency:
-            self._budget = Budget(settings.max_concurrency)
+        self._budget.resize(settings.max_concurrency)
         self.settings = settings
 
     async def __aenter__(self) -> Self:
@@ -111,7 +123,13 @@ class DmsClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the session; a later ``fetch`` opens a new one."""
+        """Close the session (and stop checking for failback); a later ``fetch`` opens a new
+        session."""
+        if self._failback is not None:
+            self._failback.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._failback
+            self._failback = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -130,7 +148,20 @@ class DmsClient:
         of ``dms.max_pages`` pages instead of failing with ``page_limit`` (``--probe.pages``)."""
         try:
             async with asyncio.timeout(endpoint.timeout):
-                return await self._fetch(endpoint, on_page, stats, truncate)
+                active = self._links.active
+                body = await self._fetch(endpoint, on_page, stats, truncate)
+                if endpoint.name == "system":
+                    self._system = endpoint
+                    role_field = endpoint.fields.get("role", "role")
+                    # a standby that is the only member answering is better than none
+                    to = self._links.next_index(answering=True)
+                    if (
+                        to is not None
+                        and active == self._links.active
+                        and is_standby(body, role_field)
+                    ):
+                        self._move(to, "it is a standby")
+                return body
         except DmsApiError:
             raise
         except TimeoutError as exc:
@@ -185,7 +216,7 @@ class DmsClient:
     def _same_origin(self, endpoint: EndpointSettings, link: str) -> str:
         """A next link as an absolute URL; refused unless on the DMS's own scheme, host and
         port (the token must never go to another server)."""
-        base = self.settings.url + endpoint.path
+        base = self._links.active + endpoint.path
         url = urljoin(base, link)
         if urlsplit(url)[:2] != urlsplit(base)[:2]:
             detail = f"the next link leads away from the DMS: {self._excerpt(link)}"
@@ -231,12 +262,15 @@ class DmsClient:
         headers: dict[str, str] | None = None,
         url: str | None = None,
         headers_out: dict[str, str] | None = None,
+        base: str | None = None,
     ) -> Any:
         """One HTTP request within ``settings.timeout``; the decoded JSON of a 2xx answer.
 
-        ``url`` replaces ``settings.url + path``; ``headers_out`` receives the answer's
-        ``Link`` header and its status (as ``:status``)."""
+        The request goes to ``base + path``, ``base`` by default the active DMS URL; ``url``
+        replaces that; ``headers_out`` receives the answer's ``Link`` header and its status (as
+        ``:status``)."""
         settings = self.settings
+        base = base or self._links.active
         if token and token not in self._tokens:  # masked even after a new login replaced it
             self._tokens = [*self._tokens[-3:], token]
         if token:
@@ -259,7 +293,7 @@ class DmsClient:
             self._exchange(
                 session,
                 method,
-                url or settings.url + path,
+                url or base + path,
                 params,
                 json_body,
                 form_body,
@@ -267,7 +301,7 @@ class DmsClient:
                 proxy,
             )
         )
-        exchange.add_done_callback(self._exchange_done)
+        exchange.add_done_callback(functools.partial(self._exchange_done, base))
         try:
             response, body = await asyncio.shield(exchange)
             if headers_out is not None:  # for paging (Link) and --probe (the status)
@@ -325,11 +359,66 @@ class DmsClient:
             ) as response:
                 return response, await _read_capped(response)
 
-    def _exchange_done(self, task: asyncio.Task[Any]) -> None:
-        """Free the slot; mark a failure seen when the poll that wanted it has given up."""
+    def _exchange_done(self, base: str, task: asyncio.Task[Any]) -> None:
+        """Free the slot, note whether ``base`` answered (and fail over if it keeps not
+        answering), and mark a failure seen when the poll that wanted it has given up."""
         self._budget.release()
-        if not task.cancelled():
-            task.exception()
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, aiohttp.ClientPayloadError | _BodyTooLarge):
+            answered = True  # it answered; what it sent is the problem
+        elif error is not None:
+            answered = False  # connection failed or timed out
+        else:
+            answered = task.result()[0].status < 500
+        if self._links.note(base, answered):
+            to = self._links.next_index()
+            if to is not None:
+                self._move(to, "no answer")
+
+    def _move(self, index: int, why: str, login: Login | None = None) -> None:
+        """Talk to ``urls[index]`` from now on, with ``login`` (else a new one: a token of one
+        member is no good at another); check for failback while away from the main."""
+        links = self._links
+        if index == links.index:
+            return
+        links.move(index, why)
+        state = self._login.state
+        state.next_attempt, state.refusals = None, 0  # the backoff was for the other member
+        if login is None:
+            login = Login(self, state, clock=self._clock, url=links.active)
+        login.state = state
+        self._login = login
+        if not links.on_main and (self._failback is None or self._failback.done()):
+            self._failback = asyncio.get_running_loop().create_task(
+                self._check_main(), name="dms-failback"
+            )
+
+    async def _check_main(self) -> None:
+        """Every ``dms.failback_interval`` while away from the main: log in to the main (with
+        a login of its own) and GET its system info; move back once it answers as active."""
+        main = self._links.urls[0]
+        login: Login | None = None
+        while not self._links.on_main:
+            await asyncio.sleep(self.settings.failback_interval)
+            endpoint = self._system or _SYSTEM
+            if login is None or login.state.last_result in ("unreachable", "error"):
+                # this check already waits failback_interval between tries; only a refused
+                # login keeps the backoff (so the account is not locked)
+                state = LoginState(counts=self._login.state.counts)
+                login = Login(self, state, clock=self._clock, url=main)
+            try:
+                token = None if self.settings.auth != "token" else await login.token(endpoint)
+                async with asyncio.timeout(endpoint.timeout):
+                    body = await self._request(
+                        endpoint, "GET", endpoint.path, token=token, base=main
+                    )
+            except (DmsApiError, TimeoutError) as exc:
+                log.debug("the main DMS is not back", extra={"url": main, "error": str(exc)})
+                continue
+            if not is_standby(body, endpoint.fields.get("role", "role")):
+                self._move(0, "the main is back", login)
 
     def _status_error(
         self,

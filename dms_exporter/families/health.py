@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import ERROR_REASONS
 from ..exposition import Family, Sample
-from ..model import LOGIN_RESULTS, EndpointStatus
+from ..model import LOGIN_RESULTS, DmsLinks, EndpointStatus
 from . import counter, gauge, info
 
 __all__ = ["health_families"]
@@ -21,6 +21,7 @@ def health_families(
     dms_up: bool | None,
     logins: Mapping[str, int],
     login_next_attempt: float | None = None,
+    links: DmsLinks | None = None,
     render_durations: Mapping[str, float],
     config_reload_ok: bool,
     config_reload_ts: float | None,
@@ -30,11 +31,15 @@ def health_families(
     """``dms_up``, per-endpoint poll health, logins, render durations, config and build info.
 
     ``logins`` maps each of ``LOGIN_RESULTS`` to a count; ``login_next_attempt`` is the Unix time
-    a login backoff ends (None: no backoff); ``render_durations`` maps group to the
+    a login backoff ends (None: no backoff); ``links`` the DMS URLs, the active one and which
+    answer; ``render_durations`` maps group to the
     seconds its last render took. Timestamps and durations not known yet have no sample, nor
     have ``dms_up`` and ``dms_exporter_endpoint_up`` while pending (before the first poll): an
     exporter that has just started is not down.
     """
+
+    links = links or DmsLinks()
+    urls = links.urls
 
     def per_endpoint(value: Callable[[EndpointStatus], float | None]) -> list[Sample]:
         return [((s.endpoint,), v) for s in statuses if (v := value(s)) is not None]
@@ -130,6 +135,22 @@ def health_families(
             [((r,), logins.get(r, 0)) for r in LOGIN_RESULTS],
         ),
         gauge(
+            "dms_exporter_dms_url_active",
+            "1 for the DMS URL (dms.url) the exporter talks to now; main is false for a standby.",
+            ("url", "main"),
+            [((url, _main(i)), int(url == links.active)) for i, url in enumerate(urls)],
+        ),
+        gauge(
+            "dms_exporter_dms_url_reachable",
+            "1 if the last request to the DMS URL (dms.url) got an answer other than a 5xx.",
+            ("url", "main"),
+            [
+                ((url, _main(i)), int(links.reachable[url]))
+                for i, url in enumerate(urls)
+                if url in links.reachable
+            ],
+        ),
+        gauge(
             "dms_exporter_login_next_attempt_timestamp_seconds",
             "Unix time before which no login to the DMS is tried, after a failed login"
             " (0 without a backoff).",
@@ -163,3 +184,7 @@ def health_families(
             samples=[((), start_time)],
         ),
     ]
+
+
+def _main(index: int) -> str:
+    return "true" if index == 0 else "false"
