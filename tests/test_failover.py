@@ -127,3 +127,27 @@ def test_dms_url_may_be_a_list_with_the_main_first():
         with pytest.raises(ConfigError) as caught:
             config_from_mapping(dms(bad), "t.yml")
         assert str(caught.value).startswith(problem)
+
+
+async def test_a_main_down_from_the_start_fails_over_at_the_first_login(start_exporter):
+    with socket.socket() as closed:  # bound, not listening: refuses connections
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/dms-api/v1"
+        async with start_simulator(devices=40, seed=7, frozen=True) as standby:
+            config = config_from_mapping({
+                "dms": {"url": [dead, standby.base_url], "username": standby.username,
+                        "password": standby.password, "proxy": "direct"},
+                "defaults": {"interval": "1s"},
+            }, "test.yml")  # fmt: skip
+            client = await start_exporter(config)
+
+            async def serving() -> bool:
+                body = await scrape(client)
+                return len(samples(body, "dms_device_info")) == 40
+
+            # one refused login moves it (not three, which the login backoff would spread out)
+            assert await eventually(serving, 5.0) < 5.0
+            body = await scrape(client)
+            assert value(body, "dms_exporter_logins_total", result="unreachable") == 1
+            assert value(body, "dms_exporter_dms_url_active", url=standby.base_url,
+                         main="false") == 1  # fmt: skip

@@ -301,7 +301,8 @@ class DmsClient:
                 proxy,
             )
         )
-        exchange.add_done_callback(functools.partial(self._exchange_done, base))
+        login = path == settings.login_path and token is None
+        exchange.add_done_callback(functools.partial(self._exchange_done, base, login))
         try:
             response, body = await asyncio.shield(exchange)
             if headers_out is not None:  # for paging (Link) and --probe (the status)
@@ -359,7 +360,7 @@ class DmsClient:
             ) as response:
                 return response, await _read_capped(response)
 
-    def _exchange_done(self, base: str, task: asyncio.Task[Any]) -> None:
+    def _exchange_done(self, base: str, login: bool, task: asyncio.Task[Any]) -> None:
         """Free the slot, note whether ``base`` answered (and fail over if it keeps not
         answering), and mark a failure seen when the poll that wanted it has given up."""
         self._budget.release()
@@ -372,7 +373,7 @@ class DmsClient:
             answered = False  # connection failed or timed out
         else:
             answered = task.result()[0].status < 500
-        if self._links.note(base, answered):
+        if self._links.note(base, answered, login=login):
             to = self._links.next_index()
             if to is not None:
                 self._move(to, "no answer")

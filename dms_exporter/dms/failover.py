@@ -1,10 +1,12 @@
 """Failover between the members of a redundant DMS: which URL the client talks to.
 
-The client starts on the main (the first URL). After ``FAILOVER_AFTER`` requests in a row to the
-active URL fail to connect, time out or get a 5xx, or when its ``/system/info`` says it is not
-the active member (``STANDBY_ROLES``), it moves to the next URL (round robin). While it is away
-from the main, the client checks every ``dms.failback_interval`` whether the main answers and
-is active again, and moves back if so. ``Links`` keeps the decision; the client does the move.
+The client starts on the main (the first URL). It moves to the next URL (round robin) after
+``FAILOVER_AFTER`` requests in a row to the active URL fail to connect, time out or get a 5xx (a
+failed login counts as enough: every poll waits for it, and the login backoff would hold the
+next attempts back), or when its ``/system/info`` says it is not the active member
+(``STANDBY_ROLES``). While it is away from the main, the client checks every
+``dms.failback_interval`` whether the main answers and is active again, and moves back if so.
+``Links`` keeps the decision; the client does the move.
 """
 
 from __future__ import annotations
@@ -49,13 +51,14 @@ class Links:
     def on_main(self) -> bool:
         return self.index == 0
 
-    def note(self, url: str, answered: bool) -> bool:
+    def note(self, url: str, answered: bool, *, login: bool = False) -> bool:
         """Record a request's outcome; True if the client should move to the next URL."""
         self.state.reachable[url] = answered
         if url != self.active:
             return False
         self._failures = 0 if answered else self._failures + 1
-        return len(self.urls) > 1 and self._failures >= FAILOVER_AFTER
+        enough = FAILOVER_AFTER if not login or answered else 1
+        return len(self.urls) > 1 and self._failures >= enough
 
     def next_index(self, *, answering: bool = False) -> int | None:
         """The URL after the active one (round robin); with ``answering``, the first after it
