@@ -2,8 +2,9 @@
 
 ``state`` holds the edits and writes them atomically; ``source`` builds the running config from
 the config file and the edits (also on reload); ``service`` validates, keeps and applies an edit;
-``devices`` searches the devices table; ``views`` are the aiohttp handlers and ``templates`` and
-``static`` the pages. See docs/console.md.
+``devices`` searches the devices table; ``pages`` (GET) and ``edits`` (POST) are the aiohttp
+handlers, ``views`` mounts them under ``/console/``, and ``templates`` and ``static`` are the
+pages' HTML, CSS and script. See docs/console.md.
 """
 
 from __future__ import annotations
