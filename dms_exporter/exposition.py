@@ -30,6 +30,7 @@ __all__ = [
     "render_openmetrics",
     "render_text",
     "sample_lines",
+    "stateset_lines",
     "text_header",
 ]
 
@@ -141,6 +142,45 @@ def sample_lines(family: Family) -> str:
     return "".join(
         [template % (*map(escape_label_value, map(str, lv)), _format_value(v)) for lv, v in samples]
     )
+
+
+def stateset_lines(
+    name: str,
+    label_names: tuple[str, ...],
+    states: tuple[str, ...],
+    rows: Iterable[tuple[tuple[str, ...], str]],
+    fallback_state: str,
+) -> tuple[str, int]:
+    """The sample lines of a stateset ``name`` (its state label is ``name``) and their count,
+    from ``(label values, current state)`` rows: each row gives one line per state, 1 for the
+    current one; a current state not in ``states`` counts as ``fallback_state`` (0 everywhere
+    if that is not a state either). The same bytes as ``sample_lines`` of the expanded family,
+    with one ``%`` per row instead of one per line; escaping as there."""
+    rows = list(rows)
+    if not rows:
+        return "", 0
+    head = name + "{" + "".join(f'{label}="%s",' for label in label_names)
+    one_hot = {
+        current: "".join(f'{head}{name}="{state}"}} {int(state == current)}\n' for state in states)
+        for current in states
+    }
+    fallback = one_hot.get(
+        fallback_state, "".join(f'{head}{name}="{state}"}} 0\n' for state in states)
+    )
+    n = len(states)
+    lines = "".join([one_hot.get(current, fallback) % (values * n) for values, current in rows])
+    count = n * len(rows)
+    if (
+        lines.count('"') == 2 * (len(label_names) + 1) * count
+        and lines.count("\\") == 0
+        and lines.count("\n") == count
+    ):
+        return lines, count
+    family = Family(name, "stateset", "", (*label_names, name))
+    for values, current in rows:
+        hot = current if current in states else fallback_state
+        family.samples += [((*values, state), int(state == hot)) for state in states]
+    return sample_lines(family), count
 
 
 def text_header(family: Family) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from itertools import accumulate, compress
 from typing import Any
 
-from .exposition import openmetrics_header, sample_lines, text_header
+from .exposition import openmetrics_header, text_header
 from .families import (
     FamilySpec,
     GroupSpec,
@@ -235,9 +235,8 @@ def _render_family(
         heads = (old.text_head, old.openmetrics_head)
     renders: dict[int, tuple[Segment, int]] = {}
     for i in dirty:
-        family = spec.family(ctx, blocks[i])
-        renders[i] = (compress_segment(sample_lines(family).encode(), GZIP_LEVEL),
-                      len(family.samples))  # fmt: skip
+        lines, count = spec.lines(ctx, blocks[i])
+        renders[i] = (compress_segment(lines.encode(), GZIP_LEVEL), count)
     pieces: list[bytes] = []
     series: list[int] = []
     for i in range(len(blocks)):

@@ -18,6 +18,8 @@ from dms_exporter.exposition import (
     choose_format,
     render_openmetrics,
     render_text,
+    sample_lines,
+    stateset_lines,
 )
 
 
@@ -253,3 +255,22 @@ def test_family_validation(name: str, kind: str, labels: tuple[str, ...], proble
 )
 def test_choose_format(accept: str | None, expected: str) -> None:
     assert choose_format(accept) == expected
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [(("d1", "plain"), "online"), (("d2", "x"), "offline")],
+        [(("d1", 'say "hi"'), "online"), (("d2", "back\\slash\nline"), "weird")],
+        [(("d3", "n"), "not-a-state")],
+    ],
+)
+@pytest.mark.parametrize("fallback", ["other", "missing"])
+def test_stateset_lines_match_the_expanded_family(rows, fallback) -> None:
+    states = ("online", "offline", "other")
+    expanded = Family("s", "stateset", "h", ("id", "name", "s"))
+    for values, current in rows:
+        hot = current if current in states else fallback
+        expanded.samples += [((*values, st), int(st == hot)) for st in states]
+    lines, count = stateset_lines("s", ("id", "name"), states, rows, fallback)
+    assert (lines, count) == (sample_lines(expanded), len(expanded.samples))
