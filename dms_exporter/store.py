@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from . import __version__
+from . import __version__, heap
 from .config import Config, EndpointSettings
 from .errors import ERROR_REASONS
 from .exposition import OPENMETRICS_EOF, render_openmetrics, render_text
@@ -37,33 +36,14 @@ from .render import (
 )
 from .transitions import TransitionLog
 
-__all__ = ["TRIM_ROWS", "Exposition", "Store", "render_context", "trim_heap"]
+__all__ = ["TRIM_ROWS", "Exposition", "Store", "render_context"]
 
 log = logging.getLogger(__name__)
 
 #: Cached segments smaller than this together are held joined, as one write of a scrape.
 _JOIN_BYTES = 64 * 1024
-#: After a poll of at least this many rows, freed heap is handed back to the OS (``trim_heap``).
+#: After a poll of at least this many rows, freed heap is handed back to the OS (``heap.trim``).
 TRIM_ROWS = 1000
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def trim_heap() -> None:
-    """Return the C heap's free memory to the OS (glibc ``malloc_trim``; a no-op elsewhere).
-
-    A poll of a big endpoint decodes pages of JSON and frees them; glibc keeps most of that
-    freed memory mapped, so without this the start-up peak would stay the resident size."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 def render_context(config: Config) -> RenderContext:
@@ -121,6 +101,7 @@ class Store:
     """Tables, health and rendered chunks of every endpoint; see the module docstring."""
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+        heap.tune()
         self._clock = clock
         self.start_time = clock()
         self.tables: dict[str, Table | None] = dict.fromkeys(ENDPOINTS)
@@ -206,7 +187,7 @@ class Store:
         self.transitions.success(endpoint, duration=duration, rows=len(table.rows))
         self.transitions.check_ready(self._enabled())
         if len(table.rows) >= TRIM_ROWS:
-            await asyncio.get_running_loop().run_in_executor(None, trim_heap)
+            await asyncio.get_running_loop().run_in_executor(None, heap.trim)
 
     def record_failure(
         self,

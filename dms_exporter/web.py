@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, heap
 from .console import Console, add_console
 from .exporter import Exporter, RefreshTooSoonError, UnknownEndpointError
 from .exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, choose_format
@@ -108,8 +108,11 @@ async def _write_body(response: web.StreamResponse, exposition: Exposition) -> N
     # INFLATE_STEP compressed bytes, each inflated in a worker thread while the last is sent
     inflater = zlib.decompressobj(-15)
     loop = asyncio.get_running_loop()
-    for step in _steps(exposition.parts):
-        await response.write(await loop.run_in_executor(None, _inflate, inflater, step))
+    try:
+        for step in _steps(exposition.parts):
+            await response.write(await loop.run_in_executor(None, _inflate, inflater, step))
+    finally:
+        await loop.run_in_executor(None, heap.trim)  # the steps' buffers, freed by now
 
 
 def _steps(parts: tuple[bytes, ...]) -> Iterator[list[memoryview]]:

@@ -1,0 +1,47 @@
+"""Keeping the C heap from holding freed memory (glibc; a no-op with any other C library).
+
+Polls decode megabytes of JSON and renders and plain scrapes build megabytes of bytes, all freed
+soon after; glibc keeps freed memory mapped (per thread arena, and in the main heap once its
+mmap threshold has grown), so without care the resident size follows the worst moment, not the
+data held. ``tune`` fixes the mmap threshold (large buffers are mapped and unmapped, never left
+in a heap) and caps the arenas; ``trim`` hands free pages back to the OS.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+__all__ = ["trim", "tune"]
+
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameters
+_M_ARENA_MAX = -8
+_MMAP_THRESHOLD = 256 * 1024
+_ARENA_MAX = 2
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim, libc.mallopt  # noqa: B018 (glibc has both)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc()
+_tuned = False
+
+
+def tune() -> None:
+    """Set glibc's mmap threshold and arena cap, once per process."""
+    global _tuned
+    if _LIBC is not None and not _tuned:
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        _LIBC.mallopt(_M_ARENA_MAX, _ARENA_MAX)
+        _tuned = True
+
+
+def trim() -> None:
+    """Return the free memory of every arena to the OS (``malloc_trim``)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
