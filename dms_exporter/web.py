@@ -96,6 +96,9 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         await response.write_eof()
     except ConnectionError as exc:  # the client hung up; nothing to answer any more
         log.debug("scrape client went away", extra={"peer": request.remote, "error": str(exc)})
+    except asyncio.CancelledError:  # the server cancels the handler of a lost connection
+        log.debug("scrape client went away", extra={"peer": request.remote, "error": "cancelled"})
+        raise
     return response
 
 
