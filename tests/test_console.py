@@ -120,6 +120,21 @@ async def test_every_page_answers_200_and_shows_the_data(simulator, tmp_path, st
     assert first.status == 303 and first.headers["Location"] == "/console/endpoints"
 
 
+async def test_the_header_shows_the_active_dms_of_a_failover_list(
+    simulator, tmp_path, start_console
+):
+    config_file = write_config(tmp_path / "dms.yml", simulator)
+    data = yaml.safe_load(config_file.read_text())
+    data["dms"]["url"] = [simulator.base_url, "http://127.0.0.1:9/dms-api/v1"]
+    config_file.write_text(yaml.safe_dump(data))
+    client = await start_console(config_file)
+    page = await (await client.get("/console/endpoints")).text()
+    header = page[page.index('id="dms-links"') : page.index("</header>")]
+    assert f"active: <code>{simulator.base_url}</code>" in header
+    assert "main answers" in header and "standby 1 not tried" in header
+    assert "failed over" not in header
+
+
 async def test_bad_values_get_a_message_and_change_nothing(simulator, tmp_path, start_console):
     config_file = write_config(tmp_path / "dms.yml", simulator)
     client = await start_console(config_file)
