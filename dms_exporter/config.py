@@ -41,6 +41,7 @@ __all__ = [
     "Config",
     "DmsSettings",
     "EndpointSettings",
+    "MetricsSettings",
     "TlsSettings",
     "config_from_mapping",
     "demo_config",
@@ -115,6 +116,14 @@ class EndpointSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """Which families are exported (``selection``): a preset and single families switched."""
+
+    preset: str = "full"
+    disabled: frozenset[str] = frozenset()  # OpenMetrics family names left out
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     dms: DmsSettings
     endpoints: Mapping[str, EndpointSettings]  # every name in model.ENDPOINTS
@@ -122,6 +131,7 @@ class Config:
     allow_schedule_authorization: bool = True
     alarm_retrieval: Literal["active", "all"] = "active"
     refresh_min_gap: float = 10.0  # seconds after a poll before a refresh on demand polls again
+    metrics: MetricsSettings = MetricsSettings()
     source: str = "<built-in>"  # the file it came from, for messages
 
 
@@ -250,6 +260,7 @@ _TOP_KEYS = (
     "allow_schedule_authorization",
     "alarms",
     "refresh_min_gap",
+    "metrics",
 )
 _DMS_KEYS = (
     "url",
@@ -484,7 +495,36 @@ class _Reader:
                     "refresh_min_gap", _get(top, "refresh_min_gap", 10.0), zero=True
                 )
             ),
+            metrics=keep(self.metrics, top.get("metrics")) or MetricsSettings(),
             source=self.source,
+        )
+
+    def metrics(self, value: Any) -> MetricsSettings:
+        """``metrics``: a preset, and families switched off or back on over it by name."""
+        from .selection import PRESETS, disabled_families, switchable_families
+
+        m = self.section("metrics", value, ("preset", "disable", "enable"))
+        preset = self.keep(self.choice, "metrics.preset", m.get("preset"), "full", tuple(PRESETS))
+        preset = preset or "full"
+        known = switchable_families()
+        switched: dict[str, set[str]] = {}
+        for key in ("disable", "enable"):
+            where = f"metrics.{key}"
+            listed = _get(m, key, [])
+            names = self.keep(self.expect, where, listed, (list,), "a list of family names") or []
+            switched[key] = set()
+            for i, name in enumerate(names):
+                if not isinstance(name, str) or name not in known:
+                    self.note(
+                        f"{where}[{i}]",
+                        f"not a family the exporter can switch, got {self.show(where, name)}"
+                        " (see the README's metric reference)",
+                    )
+                else:
+                    switched[key].add(known[name])
+        return MetricsSettings(
+            preset=preset,
+            disabled=disabled_families(preset, switched["disable"], switched["enable"]),
         )
 
     def dms(self, m: dict[str, Any]) -> DmsSettings:

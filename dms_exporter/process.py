@@ -15,7 +15,7 @@ from prometheus_client import generate_latest as generate_text
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-__all__ = ["process_exposition"]
+__all__ = ["process_exposition", "process_family_names"]
 
 _REGISTRY = CollectorRegistry(auto_describe=False)
 ProcessCollector(registry=_REGISTRY)
@@ -44,3 +44,8 @@ def process_exposition(*, openmetrics: bool, wanted: Callable[[str, str], bool])
     if openmetrics:
         return generate_openmetrics(_Collected(metrics)).removesuffix(b"# EOF\n")
     return generate_text(_Collected(metrics))
+
+
+def process_family_names() -> list[tuple[str, str]]:
+    """(OpenMetrics name, text name) of each process family."""
+    return [(m.name, m.name + _SUFFIX.get(m.type, "")) for m in _REGISTRY.collect()]

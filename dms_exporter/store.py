@@ -54,6 +54,7 @@ def render_context(config: Config) -> RenderContext:
         alarm_retrieval=config.alarm_retrieval,
         paths={name: ep.path for name, ep in config.endpoints.items()},
         intervals={name: ep.interval for name, ep in config.endpoints.items()},
+        disabled=config.metrics.disabled,
     )
 
 

@@ -100,7 +100,9 @@ def check_promql(exprs: dict[str, str], tmp_dir: Path) -> subprocess.CompletedPr
     return promtool_check_rules(path)
 
 
-_CATALOGUE_ROW = re.compile(r"^\|\s*`dms_.*$", re.MULTILINE)
+_CATALOGUE_ROW = re.compile(
+    r"^\|\s*`dms_[a-z_]+`\s*\|\s*(?:gauge|counter|info|stateset)\s*\|.*$", re.MULTILINE
+)
 _METRIC_NAME = re.compile(r"(?<![\w:$.])dms_[a-z_]+")
 _SELECTOR = re.compile(r"(?<![\w:$.])(dms_[a-z_]+)\s*\{([^}]*)\}")
 _MATCHER_LABEL = re.compile(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)")

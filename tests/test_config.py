@@ -255,6 +255,7 @@ def test_docs_list_every_field_and_key() -> None:
     keys += ["tls.verify", "tls.ca_file", "page_size", "max_pages", "max_concurrency"]
     keys += ["enabled", "interval", "stale_after", "path", "params", "fields", "retrieval"]
     keys += ["active_params", "allow_schedule_authorization", "devices", "file"]
+    keys += ["preset", "disable", "enable"]
     keys += ["login", "token_header", "api_key_header", "envelope", "paging", "values", "gate"]
     keys += ["items", "total", "style", "offset_param", "size_param", "page_param", "first_page"]
     keys += ["next_path", "next_header", "cursor_path", "cursor_param", "login.method"]

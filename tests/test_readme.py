@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 OPENMETRICS = "application/openmetrics-text;version=1.0.0"
 ROW = re.compile(
-    r"^\| `(?P<name>(?:dms|process|python)_[a-z_]+)` \| (?P<type>\w+) \| (?P<labels>[^|]*) \|",
+    r"^\| `(?P<name>(?:dms|process|python)_[a-z_]+)` \| (?P<type>gauge|counter|info|stateset) \|"
+    r" (?P<labels>[^|]*) \|",
     re.M,
 )
 
@@ -85,3 +86,24 @@ def test_every_reference_to_the_api_model_names_a_file_that_exists():
             cited += 1
             assert (ROOT / ref).is_file() or (path.parent / ref).is_file(), f"{name}: {ref}"
     assert cited >= 5
+
+
+SERIES_ROW = re.compile(r"^\| `(dms_[a-z_]+)` \| \d[^|]*\| (yes|no) \| (yes|no) \|$", re.M)
+
+
+async def test_series_per_device_table_lists_every_per_device_family_and_the_presets(
+    simulator, start_exporter
+):
+    from dms_exporter.selection import PRESETS
+
+    client = await start_exporter(exporter_config(simulator))
+    response = await client.get("/metrics", headers={"Accept": OPENMETRICS})
+    per_device = set()
+    for family in parse_om(await response.text()):
+        if any(s.labels.get("device_id") for s in family.samples):
+            per_device.add(sample_name(family))
+    rows = {name: (full, lean) for name, full, lean in SERIES_ROW.findall(README)}
+    assert set(rows) == per_device
+    lean_off = {name for name, (_, lean) in rows.items() if lean == "no"}
+    assert {n.removesuffix("_info") for n in lean_off} == PRESETS["lean"]
+    assert all(full == "yes" for full, _ in rows.values())

@@ -39,7 +39,36 @@ def _sources(tables: Tables, ctx: RenderContext) -> Sources:
         "sets": set_rows,
         "schedules": schedules.rows if schedules else (),
         "devices": _authorized_services(tables.get("authorizations"), tables.get("devices"), ctx),
+        "services": _authorized_devices(tables.get("authorizations"), ctx),
     }
+
+
+def _authorized_devices(
+    authorizations: Table[Authorization] | None, ctx: RenderContext
+) -> list[tuple[str, tuple[Sample, ...]]]:
+    """Per service seen in ``/authorizations``: devices authorized for it, by source (the
+    allowed sources, 0 included; ``other`` only when non-zero)."""
+    if not authorizations:
+        return []
+    sources = ("permanent", "schedule") if ctx.allow_schedule_authorization else ("permanent",)
+    devices: dict[tuple[str, str], set[str]] = {}
+    services: dict[str, None] = {}
+    for a in authorizations.rows:
+        source = known(a.source, AUTHORIZATION_SOURCES)
+        if source == "schedule" and not ctx.allow_schedule_authorization:
+            continue
+        services.setdefault(a.service_id)
+        if a.authorized:
+            devices.setdefault((a.service_id, source), set()).add(a.device_id)
+    items = []
+    for service in sorted(services):
+        samples: list[Sample] = [
+            ((service, s), len(devices.get((service, s), ()))) for s in sources
+        ]
+        if other := len(devices.get((service, OTHER), ())):
+            samples.append(((service, OTHER), other))
+        items.append((service, tuple(samples)))
+    return items
 
 
 def _authorized_services(
@@ -79,7 +108,7 @@ def _specs(ctx: RenderContext) -> list[FamilySpec]:
     """With ``allow_schedule_authorization`` off, the ``dms_schedule_authorization_*`` families
     are left out entirely (no HELP/TYPE either: they do not exist in such a deployment)."""
     return [*_SET_SPECS, *(_SCHEDULE_SPECS if ctx.allow_schedule_authorization else ()),
-            _AUTHORIZED]  # fmt: skip
+            _AUTHORIZED_DEVICES, _AUTHORIZED]  # fmt: skip
 
 
 _SET_SPECS = (
@@ -138,6 +167,11 @@ _AUTHORIZED = FamilySpec(
     "dms_device_authorized_services", "gauge",
     "Services each device is authorized for, by source (effective authorizations).",
     "authorizations", ("device_id", "display_name", "source"), "devices", lambda item: item[2],
+)  # fmt: skip
+_AUTHORIZED_DEVICES = FamilySpec(
+    "dms_service_authorized_devices", "gauge",
+    "Devices authorized for each service, by source (effective authorizations).",
+    "authorizations", ("service_id", "source"), "services", lambda item: item[1],
 )  # fmt: skip
 
 GROUP = GroupSpec(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ..exposition import Family
+from collections import Counter
+
+from ..exposition import Family, Sample
 from ..model import DESTINATION_STATUSES, Destination, Device, Table
-from . import DisplayNames, FamilySpec, GroupSpec, RenderContext, Sources, Tables
+from . import DisplayNames, FamilySpec, GroupSpec, RenderContext, Sources, Tables, known
 
 __all__ = ["GROUP", "destination_families"]
 
@@ -16,7 +18,19 @@ def _sources(tables: Tables, ctx: RenderContext) -> Sources:
     destinations = tables.get("destinations")
     name_of = DisplayNames(tables.get("devices"), ctx)
     rows = destinations.rows if destinations else ()
-    return {"destinations": [(d, name_of(d.device_id)) for d in rows]}
+    counts = Counter((d.type, known(d.status, DESTINATION_STATUSES)) for d in rows)
+    return {
+        "destinations": [(d, name_of(d.device_id)) for d in rows],
+        "counts": [(counts, destinations is not None)],
+    }
+
+
+def _counts(item: tuple[Counter[tuple[str, str]], bool]) -> list[Sample]:
+    counts, present = item
+    if not present:
+        return []
+    types = sorted({kind for kind, _ in counts})
+    return [((t, s), counts[t, s]) for t in types for s in DESTINATION_STATUSES]
 
 
 def _info(item: _Item) -> list[tuple[str, ...]]:
@@ -42,6 +56,11 @@ _SPECS = (
         "dms_destination_enabled", "gauge", "1 if the destination is enabled.", "destinations",
         _DESTINATION, "destinations",
         lambda item: [((item[0].id, item[0].device_id, item[1]), int(item[0].enabled))],
+    ),
+    FamilySpec(
+        "dms_destinations", "gauge",
+        "Destinations by type and status; every status of every type present.",
+        "destinations", ("type", "status"), "counts", _counts,
     ),
 )  # fmt: skip
 

@@ -43,6 +43,10 @@ def _tally(devices: Sequence[Device]) -> Counter[tuple[str, ...]]:
         ("authorization", known(d.authorization_state, DEVICE_AUTHORIZATION_STATES))
         for d in devices
     )
+    counts.update(
+        ("site", d.site, d.model, known(d.connection_state, CONNECTION_STATES)) for d in devices
+    )
+    counts.update(("control", known(d.control_mode, CONTROL_MODES)) for d in devices)
     counts.update(("member", g) for d in devices for g in d.group_ids)
     return counts
 
@@ -58,8 +62,11 @@ def _derived(counts: Counter[tuple[str, ...]], tables: Tables, ctx: RenderContex
             return group.device_count
         return counts["member", group.id] if present else None
 
+    by_site = {k[1:]: n for k, n in counts.items() if k[0] == "site"}
+    by_control = {k[1]: n for k, n in counts.items() if k[0] == "control"}
     return {
         "fleet": [(by_model_state, by_authorization, present)],
+        "sites": [(by_site, by_control, present)],
         "groups": [(g, group_size(g)) for g in (groups.rows if groups else ())],
     }
 
@@ -82,6 +89,24 @@ def _by_authorization(item: _Fleet) -> list[Any]:
     if not present:
         return []
     return [((s,), by_authorization.get(s, 0)) for s in DEVICE_AUTHORIZATION_STATES]
+
+
+_Sites = tuple[Mapping[tuple[str, ...], int], Mapping[str, int], bool]
+
+
+def _by_site(item: _Sites) -> list[Any]:
+    by_site, _, _ = item
+    present = sorted({key[:2] for key in by_site})
+    return [
+        ((site, model, state), by_site.get((site, model, state), 0))
+        for site, model in present
+        for state in CONNECTION_STATES
+    ]
+
+
+def _by_control_mode(item: _Sites) -> list[Any]:
+    _, by_control, present = item
+    return [((m,), by_control.get(m, 0)) for m in CONTROL_MODES] if present else []
 
 
 def _specs(ctx: RenderContext) -> list[FamilySpec]:
@@ -141,6 +166,16 @@ _SPECS = (
         "dms_devices_by_authorization_state", "gauge",
         "Devices by authorization state; every state, 0 included.", "devices",
         ("authorization_state",), "fleet", _by_authorization,
+    ),
+    FamilySpec(
+        "dms_devices_by_site", "gauge",
+        "Devices by site, model and connection state; every state of every site and model"
+        " present.", "devices", ("site", "model", "connection_state"), "sites", _by_site,
+    ),
+    FamilySpec(
+        "dms_devices_by_control_mode", "gauge",
+        "Devices by control mode (DMS or local front panel); every mode, 0 included.",
+        "devices", ("control_mode",), "sites", _by_control_mode,
     ),
     FamilySpec(
         "dms_group", "info", "Each device group: name and parent group id (value 1).", "groups",
