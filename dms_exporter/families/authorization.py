@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 
 from ..exposition import Family, Sample
 from ..model import (
@@ -43,6 +44,20 @@ def _sources(tables: Tables, ctx: RenderContext) -> Sources:
     }
 
 
+def _sources_allowed(ctx: RenderContext) -> tuple[str, ...]:
+    return ("permanent", "schedule") if ctx.allow_schedule_authorization else ("permanent",)
+
+
+def _effective(
+    authorizations: Table[Authorization], ctx: RenderContext
+) -> Iterator[tuple[Authorization, str]]:
+    """Each row with its source, without ``schedule`` rows when those are not allowed."""
+    for a in authorizations.rows:
+        source = known(a.source, AUTHORIZATION_SOURCES)
+        if source != "schedule" or ctx.allow_schedule_authorization:
+            yield a, source
+
+
 def _authorized_devices(
     authorizations: Table[Authorization] | None, ctx: RenderContext
 ) -> list[tuple[str, tuple[Sample, ...]]]:
@@ -50,13 +65,10 @@ def _authorized_devices(
     allowed sources, 0 included; ``other`` only when non-zero)."""
     if not authorizations:
         return []
-    sources = ("permanent", "schedule") if ctx.allow_schedule_authorization else ("permanent",)
+    sources = _sources_allowed(ctx)
     devices: dict[tuple[str, str], set[str]] = {}
     services: dict[str, None] = {}
-    for a in authorizations.rows:
-        source = known(a.source, AUTHORIZATION_SOURCES)
-        if source == "schedule" and not ctx.allow_schedule_authorization:
-            continue
+    for a, source in _effective(authorizations, ctx):
         services.setdefault(a.service_id)
         if a.authorized:
             devices.setdefault((a.service_id, source), set()).add(a.device_id)
@@ -81,15 +93,12 @@ def _authorized_services(
     Every device known to either table gets ``permanent`` (and ``schedule`` when allowed), 0
     included; ``other`` only when non-zero. No samples without an authorizations table.
     """
-    sources = ("permanent", "schedule") if ctx.allow_schedule_authorization else ("permanent",)
+    sources = _sources_allowed(ctx)
     counts: Counter[tuple[str, str]] = Counter()
     device_ids: dict[str, None] = {}  # an ordered set: devices table order, then new ids
     if authorizations:
         device_ids.update((d.id, None) for d in (devices.rows if devices else ()))
-        for a in authorizations.rows:
-            source = known(a.source, AUTHORIZATION_SOURCES)
-            if source == "schedule" and not ctx.allow_schedule_authorization:
-                continue
+        for a, source in _effective(authorizations, ctx):
             device_ids.setdefault(a.device_id)
             if a.authorized:
                 counts[a.device_id, source] += 1
