@@ -7,6 +7,8 @@ import json
 import re
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -299,6 +301,32 @@ async def test_reload_keeps_console_edits_and_revert_restores_the_file_value(
     assert display_name(await scrape(client)) == "From YAML"
     state = json.loads(Path(default_state_path(str(config_file))).read_text())
     assert "descriptions" not in state
+
+
+async def test_an_edit_during_a_reload_keeps_both(simulator, tmp_path, start_console):
+    device_id = device_ids(simulator)[2]
+    config_file = write_config(tmp_path / "dms.yml", simulator)
+    client = await start_console(config_file)
+    exporter = exporter_of(client)
+    source = CONSOLES[client].source
+    build = source._build
+
+    def slow_build(base: Any, edits: Any) -> Any:
+        # the reload (in a worker thread) has read the file and the state, and takes its time
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.5)
+        return build(base, edits)
+
+    source._build = slow_build  # type: ignore[method-assign]
+    write_config(
+        tmp_path / "dms.yml", simulator, display_names={"devices": {device_id: "New YAML"}}
+    )
+    reload = asyncio.create_task(exporter.reload())
+    await asyncio.sleep(0.2)  # the reload has read the file and the (not yet edited) state
+    status, _ = await post(client, "/console/endpoints/alarms", interval="45s")
+    assert status == 303 and await reload
+    assert exporter.config.display_names[device_id] == "New YAML"  # the reload's change
+    assert exporter.config.endpoints["alarms"].interval == 45  # and the edit
 
 
 async def test_settings_switches_change_metrics_and_pages(simulator, tmp_path, start_console):

@@ -146,6 +146,7 @@ class Console:
     ) -> None:
         async with self._lock:
             edits = change(self.source.edits)
+            base = self.source.base
             config = self._build(field, edits)
             # an interval typed as text ("2m") is kept as the seconds the validator read
             edits = replace(
@@ -158,11 +159,26 @@ class Console:
             except OSError as exc:
                 raise EditError(field, _why(exc)) from None
             self.source.edits = edits
-            await self.exporter.apply_config(config)
+            await self._apply_over_latest_file(config, base)
             _log_edit(field, subject, revert=revert, kept_in=self.source.state.path)
 
     async def _apply(self, field: str, edits: Edits) -> None:
-        await self.exporter.apply_config(self._build(field, edits))
+        base = self.source.base
+        await self._apply_over_latest_file(self._build(field, edits), base)
+
+    async def _apply_over_latest_file(self, config: Config, base: object) -> None:
+        """Apply ``config``, built over the file's mapping ``base``; if a reload has read the
+        file since (and applied it with the edits it saw then), apply the latest edits over
+        what it read, so neither the reload nor the edit is lost."""
+        await self.exporter.apply_config(config)
+        while self.source.base is not base:
+            base = self.source.base
+            try:
+                config = self.source.build(self.source.edits)
+            except ConfigError as exc:  # the reload itself would have been refused the same
+                log.warning("console edits do not fit the reloaded file", extra={"error": str(exc)})
+                return
+            await self.exporter.apply_config(config)
 
     def _build(self, field: str, edits: Edits) -> Config:
         try:

@@ -44,6 +44,11 @@ class ConfigSource:
         self._base = base
         return config
 
+    @property
+    def base(self) -> object:
+        """The file's mapping as last read: a new object after every reload (an identity)."""
+        return self._base
+
     def build(self, edits: Edits) -> Config:
         """The config ``edits`` give over the file as last read; ``ConfigError`` if invalid."""
         return self._build(self._base, edits)
