@@ -156,18 +156,16 @@ async def test_accept_errors_are_one_line_per_interval_with_a_count(
 
 
 def test_idle_connections_at_a_low_file_limit_leave_scrapes_working_and_logs_quiet() -> None:
-    """The bench (bench/bench_slowloris.py) small: 600 reconnecting idle connections against an
-    exporter process limited to 256 files, a scrape a second on a new connection."""
+    """The bench (bench/bench_slowloris.py) small: 600 idle connections against an exporter
+    process limited to 256 files, a scrape a second on a new connection, each within 1 s."""
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     from bench_slowloris import measure
 
-    result = measure(connections=600, seconds=8, nofile=256)
-    failed = [s for s in result["scrapes"] if s is None]
+    result = measure(connections=600, seconds=8, nofile=256, reconnect=False)
     assert result["alive"]
     assert len(result["scrapes"]) >= 4
-    assert len(failed) <= 1, result["scrapes"]  # a shared 2-core machine: one slow scrape allowed
+    assert all(isinstance(s, float) for s in result["scrapes"]), result["scrapes"]
     assert result["log"].count(b"\n") < 100
-    assert result["connects"] > 600  # the attackers were closed and came back
