@@ -113,3 +113,23 @@ async def test_disabling_an_endpoint_drops_it_and_enabling_polls_it(simulator, s
     assert samples(await scrape(client), "dms_destination_info")
     assert simulator.request_counts["destinations"] == 1
     assert dms_requests(simulator) == 1  # nothing else was polled, no login
+
+
+async def test_reloads_in_a_row_never_drop_series_nor_log_in(simulator, start_exporter, tmp_path):
+    # a small copy of bench/bench_reload.py: 20 reloads cycling through four files
+    name = write(tmp_path / "dms.yml", simulator)
+    client = await start_exporter(load_config(name), config_file=name)
+    simulator.reset_request_counts()
+    variants: list[dict[str, Any]] = [
+        {},
+        {"display_names": {"devices": {"dev-000001": "Renamed"}}},
+        {"endpoints": {"alarms": {"interval": "20s"}}},
+        {"endpoints": {"devices": {"timeout": "40s"}}},
+    ]
+    fewest = 40
+    for i in range(20):
+        write(tmp_path / "dms.yml", simulator, **variants[i % len(variants)])
+        assert (await client.post("/-/reload")).status == 200
+        fewest = min(fewest, len(samples(await scrape(client), "dms_device_info")))
+    assert fewest == 40
+    assert dms_requests(simulator) == 0  # nothing polled, no login
