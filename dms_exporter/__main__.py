@@ -95,8 +95,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--web.max-connections",
         dest="max_connections",
-        type=int,
-        default=0,
+        type=_at_least_one,
+        default=None,
         help="concurrent HTTP connections (default: the file limit less 192)",
     )
     parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
@@ -241,7 +241,7 @@ async def _serve(
                 host,
                 port,
                 ssl_context=web_config.context,
-                max_connections=args.max_connections or None,
+                max_connections=args.max_connections,
             )
             try:
                 await site.start()

@@ -285,14 +285,16 @@ class _QuietServerLog:
     def exception(self, msg: str, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
         exc = exc_info if isinstance(exc_info, BaseException) else None
         if isinstance(exc, HttpProcessingError | ConnectionError | asyncio.CancelledError):
-            self.logger.debug(msg, *args, extra={"error": _describe(exc)})
+            self.debug(msg, *args, exc_info=exc)
         else:
             self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
 
     def debug(self, msg: str, *args: Any, exc_info: Any = None, **kwargs: Any) -> None:
+        """A constant message with aiohttp's text and the error as fields."""
+        fields = {"detail": msg % args if args else msg}
         if isinstance(exc_info, BaseException):
-            kwargs["extra"] = {**kwargs.get("extra", {}), "error": _describe(exc_info)}
-        self.logger.debug(msg, *args, **kwargs)
+            fields["error"] = _describe(exc_info)
+        self.logger.debug("client connection", extra={**kwargs.get("extra", {}), **fields})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.logger, name)

@@ -92,8 +92,9 @@ async def test_reload_of_each_bad_file_keeps_the_running_config(tmp_path: Path) 
     path.write_text(GOOD)
     exporter = Exporter(load_config(str(path)), config_file=str(path))
     running = exporter.config
-    for text, _ in BAD.values():
+    for text, message in BAD.values():
         path.write_text(text)
         assert await exporter.reload() is False
         assert exporter.config is running
+        assert exporter.reload_error == f"{path}: {message}"  # what POST /-/reload answers
     assert exporter.store.config_reload_ok is False
