@@ -541,8 +541,8 @@ def fleet_overview() -> Json:
     ))
     lay.add(12, 8, bargauge(
         "Devices by control mode",
-        f"sum by (dms_device_control_mode) (dms_device_control_mode{{{S}}})",
-        "{{dms_device_control_mode}}",
+        f"sum by (control_mode) (dms_devices_by_control_mode{{{S}}})",
+        "{{control_mode}}",
         description="local: someone at the site controls the device, not the DMS.",
     ))
     # fmt: on
@@ -757,10 +757,11 @@ def authorization() -> Json:
     ))
     lay.add(12, 8, timeseries(
         "Authorized services by source, all devices",
-        f"sum by (source) (dms_device_authorized_services{{{S}}})",
+        f"sum by (source) (dms_service_authorized_devices{{{S}}})",
         "{{source}}",
         stack=True,
-        description="Device x service rows with authorized: true (/authorizations).",
+        description="Device x service rows with authorized: true (/authorizations), summed"
+        " over services from the fleet-level dms_service_authorized_devices.",
     ))
     lay.add(24, 8, state_timeline(
         "Schedule authorization state over time",

@@ -306,3 +306,38 @@ def test_job_and_instance_variables_find_the_exporter(prometheus_with_dms_data):
     prom = prometheus_with_dms_data
     for where, expr in variable_exprs(DASHBOARDS["dms-fleet-overview"]):
         assert prom.query(substitute(expr)), where
+
+
+def test_deploy_doc_states_the_families_each_dashboard_and_rule_group_needs():
+    """docs/deploy.md's table: the DMS families each dashboard and rule group reads, and
+    whether the lean preset leaves one out ("works" only if it leaves none out)."""
+    import yaml
+    from test_rules import RULE_FILES
+
+    from dms_exporter.selection import PRESETS, switchable_families
+
+    known = switchable_families()
+    readers: dict[str, set[str]] = {}
+    for name, dashboard in DASHBOARDS.items():
+        exprs = [e for _, e in queries(dashboard) + variable_exprs(dashboard)]
+        readers[f"dashboard `{name}`"] = set().union(*map(promstack.metric_names_in, exprs))
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            exprs = [rule["expr"] for rule in group["rules"]]
+            readers[f"rules `{group['name']}`"] = set().union(
+                *map(promstack.metric_names_in, exprs)
+            )
+    text = (promstack.ROOT / "docs" / "deploy.md").read_text()
+    rows = dict(
+        (m[0], (m[1], m[2]))
+        for m in re.findall(r"^\| ((?:dashboard|rules) `[\w-]+`) \| ([^|]+) \| ([^|]+) \|$",
+                            text, re.M)
+    )  # fmt: skip
+    assert set(rows) == set(readers)
+    for reader, names in readers.items():
+        data = sorted(n for n in names if n.startswith("dms_") and n != "dms_up"
+                      and not n.startswith("dms_exporter_"))  # fmt: skip
+        cell, lean = rows[reader]
+        assert cell.strip() == (", ".join(f"`{n}`" for n in data) or "(health only)"), reader
+        left_out = [n for n in data if known.get(n) in PRESETS["lean"]]
+        assert (lean.strip() == "works") == (not left_out), reader

@@ -118,6 +118,7 @@ class Dms:
     device_id: str  # the device the alarms are raised on
     device: dict[str, Any]  # its JSON
     closed: list[socket.socket]  # bound, not listening: the URLs that refuse connections
+    lean: str  # host:port of an exporter of the healthy DMS with metrics.preset lean
 
     async def stop(self) -> None:
         for sock in self.closed:
@@ -164,6 +165,16 @@ async def start_dms(tmp_path: Path) -> Dms:
         nowhere_dms = dataclasses.replace(config.dms, url=refused[1], standby_urls=(refused[2],))
         runner, nowhere = await serve(Exporter(dataclasses.replace(config, dms=nowhere_dms)))
         runners.append(runner)
+        # the healthy DMS exported with the lean preset: the alarm alerts must still fire
+        lean_config = exporter_config(
+            sim,
+            defaults={"interval": "2s"},
+            endpoints={"alarms": {"interval": "1s"}},
+            display_names={"devices": {device["id"]: DISPLAY_NAME}},
+            metrics={"preset": "lean"},
+        )
+        runner, lean = await serve(Exporter(lean_config))
+        runners.append(runner)
 
         # The damaged DMS, each fault for one alert expression.
         broken_sim.add_fault("system", "status", status=503)  # DmsDown, DmsEndpointFailing
@@ -197,7 +208,9 @@ async def start_dms(tmp_path: Path) -> Dms:
         broken_sim.add_fault("destinations", "unknown_enums")
         config_file.write_text("dms: [not, a, mapping\n")
         assert not await broken_exporter.reload()  # DmsConfigReloadFailed
-        return Dms(sim, broken_sim, runners, main, broken, nowhere, device["id"], device, closed)
+        return Dms(
+            sim, broken_sim, runners, main, broken, nowhere, device["id"], device, closed, lean
+        )
     except BaseException:
         for sock in closed:
             sock.close()
@@ -278,7 +291,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         am = cleanup.enter_context(promstack.alertmanager(tmp_path, alertmanager_config(hook.url)))
         scrape = {
             "job_name": JOB,
-            "static_configs": [{"targets": [dms.main, dms.broken, dms.nowhere, down]}],
+            "static_configs": [{"targets": [dms.main, dms.broken, dms.nowhere, dms.lean, down]}],
         }
         prom = cleanup.enter_context(
             promstack.prometheus(
@@ -366,6 +379,27 @@ def test_every_alert_fires_against_the_real_exporters(stack):
         pytest.fail(f"alerts never firing: {sorted(expected - firing())}")
 
 
+def test_alarm_and_device_alerts_fire_with_the_lean_preset(stack):
+    """Every alert on DMS alarms and devices fires for the lean exporter too, with the device's
+    site joined in from dms_device_info (which lean keeps)."""
+    wanted = {"DmsAlarmCritical", "DmsAlarmMajor", "DmsDeviceOffline", "DmsFleetOfflineRatioHigh"}
+
+    def firing() -> dict[str, list[dict[str, str]]]:
+        alerts: dict[str, list[dict[str, str]]] = {}
+        for alert in stack.prom.alerts():
+            if alert["state"] == "firing" and alert["labels"].get("instance") == stack.dms.lean:
+                alerts.setdefault(alert["labels"]["alertname"], []).append(alert["labels"])
+        return alerts
+
+    try:
+        alerts = promstack.wait_until(lambda: wanted <= set(f := firing()) and f, timeout=30)
+    except TimeoutError:
+        pytest.fail(f"not firing for the lean exporter: {sorted(wanted - set(firing()))}")
+    on_device = [a for a in alerts["DmsAlarmCritical"] if a.get("device_id") == stack.dms.device_id]
+    assert on_device and on_device[0]["display_name"] == DISPLAY_NAME
+    assert on_device[0]["site"] == stack.dms.device["location"]["site"]
+
+
 # --- 2. promtool check metrics ----------------------------------------------------------------
 
 
@@ -398,7 +432,12 @@ def test_alarm_reaches_alertmanager_with_its_labels(stack):
     )
 
     def ours(alert: dict[str, Any]) -> bool:
-        return alert["labels"].get("alarm_id") == alarm["id"] and alert["status"] == "firing"
+        labels = alert["labels"]
+        return (labels.get("alarm_id"), labels.get("instance"), alert["status"]) == (
+            alarm["id"],
+            dms.main,
+            "firing",
+        )
 
     alert = stack.hook.wait_for(ours, timeout=TIMEOUT)
     latency = time.monotonic() - raised
@@ -429,5 +468,9 @@ def test_alarm_reaches_alertmanager_with_its_labels(stack):
             "code": "TS_SYNC_LOSS",
             "site": dms.device["location"]["site"],
         }
-    [held] = [a for a in stack.am.alerts() if a["labels"].get("alarm_id") == alarm["id"]]
+    [held] = [
+        a
+        for a in stack.am.alerts()
+        if (a["labels"].get("alarm_id"), a["labels"].get("instance")) == (alarm["id"], dms.main)
+    ]
     assert held["status"]["state"] == "active"  # not inhibited
