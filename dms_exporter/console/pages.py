@@ -264,6 +264,7 @@ async def devices_page(
         errors=errors or {},
         values=values or {},
         devices_polled=store.tables["devices"] is not None,
+        group_names={g.id: g.name or g.id for g in _rows(store.tables["groups"])},
         descriptions_file=console.source.descriptions_file,
     )
 
