@@ -108,7 +108,7 @@ async def test_a_full_server_makes_room_for_a_new_client(start: Start) -> None:
 async def test_malformed_requests_are_quiet_debug_lines(
     start: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    host, port, _ = await start()
+    host, port, _ = await start(header_timeout=1.0)  # the TLS bytes never end a head
     caplog.set_level(logging.DEBUG)
     for request in (
         b"GARBAGE\r\n\r\n",
@@ -164,8 +164,8 @@ def test_idle_connections_at_a_low_file_limit_leave_scrapes_working_and_logs_qui
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     from bench_slowloris import measure
 
-    result = measure(connections=600, seconds=8, nofile=256, reconnect=False)
+    result = measure(connections=600, seconds=6, nofile=256, reconnect=False)
     assert result["alive"]
-    assert len(result["scrapes"]) >= 4
+    assert len(result["scrapes"]) >= 3
     assert all(isinstance(s, float) for s in result["scrapes"]), result["scrapes"]
     assert result["log"].count(b"\n") < 100

@@ -385,3 +385,9 @@ def test_docs_name_every_web_config_key() -> None:
         assert re.search(rf"[`.]{key}[`.,]", section), key
     for name in (*webconfig.CURVES, *webconfig.CLIENT_AUTH_TYPES, *webconfig.HEADERS):
         assert f"`{name}`" in section, name
+
+
+async def test_rate_limit_answers_429_beyond_the_burst(tmp_path: Path, serve: Serve) -> None:
+    base = await serve(write(tmp_path / "web.yml", "rate_limit:\n  interval: 10s\n  burst: 3\n"))
+    statuses = [(await get(f"{base}/-/healthy"))[0] for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
