@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import subprocess
@@ -93,7 +94,7 @@ async def post(client: TestClient, path: str, **form: str) -> tuple[int, str]:
 
 
 def errors_in(page: str) -> list[str]:
-    return re.findall(r'class="error" role="alert">([^<]*)<', page)
+    return [html.unescape(m) for m in re.findall(r'class="error" role="alert">([^<]*)<', page)]
 
 
 async def test_every_page_answers_200_and_shows_the_data(simulator, tmp_path, start_console):
@@ -171,8 +172,8 @@ async def test_bad_values_get_a_message_and_change_nothing(simulator, tmp_path, 
         assert status == 400, (path, form)
         assert len(errors_in(page)) == 1 and message in errors_in(page)[0], errors_in(page)
         assert 'aria-invalid="true"' in page or form.get("device_id") != device_id
-    status, _ = await post(client, "/console/endpoints/bogus", enabled="false")
-    assert status == 404
+    status, page = await post(client, "/console/endpoints/bogus", enabled="false")
+    assert status == 404 and errors_in(page) == ["unknown endpoint 'bogus'"]
     assert exporter.config is before
     assert not Path(default_state_path(str(config_file))).exists()
 

@@ -48,12 +48,11 @@ async def endpoint_edit(request: web.Request) -> web.Response:
         else:
             raise EditError("form", "nothing to change")
     except EditError as exc:
-        status = 404 if exc.field == "endpoint" else 400
-        if name not in ENDPOINTS:
-            raise web.HTTPNotFound(text=f"unknown endpoint {name!r}\n") from None
+        if exc.field == "endpoint":  # no row to show it next to: on top of the page
+            return await endpoints_page(request, errors={("", ""): exc.message}, status=404)
         values = {(name, "interval"): str(form.get("interval", ""))}
         return await endpoints_page(
-            request, errors={(name, field): exc.message}, values=values, status=status
+            request, errors={(name, field): exc.message}, values=values, status=400
         )
     raise web.HTTPSeeOther(f"/console/endpoints#endpoint-{name}")
 
@@ -63,7 +62,8 @@ async def endpoint_refresh(request: web.Request) -> web.Response:
     console = request.app[CONSOLE_KEY]
     name = request.match_info["endpoint"]
     if name not in ENDPOINTS:
-        raise web.HTTPNotFound(text=f"unknown endpoint {name!r}\n")
+        message = f"unknown endpoint {name!r}"
+        return await endpoints_page(request, errors={("", ""): message}, status=404)
     errors = {}
     try:
         await console.exporter.refresh(name)
