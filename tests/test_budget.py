@@ -38,7 +38,7 @@ async def test_alarms_go_before_the_endpoints_queued_ahead_of_them(simulator, st
     })  # fmt: skip
     client = await start_exporter(config)
     for name in ("groups", "services", "destinations"):
-        simulator.add_fault(endpoint=name, kind="latency", seconds=0.6, count=1)
+        simulator.add_fault(endpoint=name, kind="latency", seconds=1.0, count=1)
     loop = asyncio.get_running_loop()
     done: dict[str, float] = {}
 
@@ -49,10 +49,10 @@ async def test_alarms_go_before_the_endpoints_queued_ahead_of_them(simulator, st
     tasks = []
     for name in ("groups", "services", "destinations", "alarms"):  # alarms asks last
         tasks.append(asyncio.create_task(refresh(name)))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.15)
     await asyncio.gather(*tasks)
     # one slot: groups was in flight; alarms went next, before the two queued ahead of it
-    assert done["groups"] < done["alarms"] < done["services"] < done["destinations"]
+    assert done["groups"] < done["alarms"] < min(done["services"], done["destinations"])
 
 
 async def test_a_retry_after_slows_every_endpoint(simulator):
