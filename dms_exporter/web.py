@@ -190,9 +190,9 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def endpoints(request: web.Request) -> web.Response:
-    """The status of every endpoint and of the login (its backoff) as JSON."""
+    """The status of every endpoint, of the login (its backoff) and of the DMS URLs as JSON."""
     store = request.app[EXPORTER_KEY].store
-    login = store.login
+    login, links = store.login, store.links
     return web.json_response(
         {
             "endpoints": [dataclasses.asdict(s) for s in store.statuses()],
@@ -200,6 +200,11 @@ async def endpoints(request: web.Request) -> web.Response:
                 "last_result": login.last_result,
                 "next_attempt": login.next_attempt,
                 "logins_total": dict(login.counts),
+            },
+            "dms": {
+                "urls": list(links.urls),
+                "active_url": links.active,
+                "reachable": dict(links.reachable),
             },
         }
     )

@@ -102,6 +102,12 @@ async def test_main_killed_then_back(start_exporter):
             assert took <= 2 * 2.0 + 1.0  # within two intervals (and a second of slack)
             body = await scrape(client)
             assert value(body, "dms_exporter_dms_url_reachable", url=main_url, main="true") == 0
+            status = await (await client.get("/api/v1/endpoints")).json()
+            assert status["dms"] == {
+                "urls": [main_url, standby.base_url],
+                "active_url": standby.base_url,
+                "reachable": {main_url: False, standby.base_url: True},
+            }
 
             main = await start_main(port)
             await eventually(lambda: on(main_url, True), 10.0)  # failback_interval is 1 s
