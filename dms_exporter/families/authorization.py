@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from ..exposition import Family, Sample
+from ..exposition import Family
 from ..model import (
     AUTHORIZATION_SOURCES,
     OTHER,
@@ -22,7 +22,8 @@ __all__ = ["GROUP", "authorization_families"]
 
 _SET = ("authorization_set_id",)
 _SCHEDULE = ("schedule_authorization_id",)
-_Device = tuple[str, str, tuple[Sample, ...]]  # device id, display name, its samples
+#: device id, display name, (source, authorized services) pairs (few distinct ones: shared)
+_Device = tuple[str, str, tuple[tuple[str, int], ...]]
 
 
 def _sources(tables: Tables, ctx: RenderContext) -> Sources:
@@ -103,13 +104,14 @@ def _authorized_services(
             if a.authorized:
                 counts[a.device_id, source] += 1
     name_of = DisplayNames(devices, ctx)
+    shared: dict[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]] = {}
     items: list[_Device] = []
     for device_id in device_ids:
-        name = name_of(device_id)
-        samples = [((device_id, name, s), counts[device_id, s]) for s in sources]
+        by_source = [(s, counts[device_id, s]) for s in sources]
         if other := counts[device_id, OTHER]:
-            samples.append(((device_id, name, OTHER), other))
-        items.append((device_id, name, tuple(samples)))
+            by_source.append((OTHER, other))
+        key = tuple(by_source)
+        items.append((device_id, name_of(device_id), shared.setdefault(key, key)))
     return items
 
 
@@ -175,7 +177,8 @@ _SCHEDULE_SPECS = (
 _AUTHORIZED = FamilySpec(
     "dms_device_authorized_services", "gauge",
     "Services each device is authorized for, by source (effective authorizations).",
-    "authorizations", ("device_id", "display_name", "source"), "devices", lambda item: item[2],
+    "authorizations", ("device_id", "display_name", "source"), "devices",
+    lambda item: [((item[0], item[1], source), n) for source, n in item[2]],
 )  # fmt: skip
 _AUTHORIZED_DEVICES = FamilySpec(
     "dms_service_authorized_devices", "gauge",
