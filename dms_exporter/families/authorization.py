@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from ..exposition import Family
+from ..exposition import Family, Sample
 from ..model import (
     AUTHORIZATION_SOURCES,
     OTHER,
