@@ -350,10 +350,10 @@ def _page_url(request: web.Request) -> Any:
 # -- authorization, destinations, alarms -------------------------------------------------------
 
 
-def _source_counts(samples: Any) -> Iterator[tuple[str, float]]:
-    """(source, count) of one device's ``dms_device_authorized_services`` samples."""
-    for labels, count in samples:
-        yield labels[-1], count
+def _source_counts(counts: Any) -> Iterator[tuple[str, float]]:
+    """(source, count) of one device's ``dms_device_authorized_services`` samples (the
+    renderer's item already holds them so)."""
+    yield from counts
 
 
 async def authorization_page(request: web.Request) -> web.Response:

@@ -111,8 +111,9 @@ class Console:
         await self._edit(name, lambda e: e.set(name, None, value), "", revert=value is None)
 
     async def authorized_services(self) -> list[tuple[str, str, tuple[Any, ...]]]:
-        """Per device: id, display key and its ``dms_device_authorized_services`` samples, by
-        the metrics' own rule; computed in a worker thread once per tables and settings."""
+        """Per device: id, display key and its ``dms_device_authorized_services`` values as
+        (source, count) pairs, by the metrics' own rule; computed in a worker thread once per
+        tables and settings."""
         store = self.exporter.store
         key = (store.tables["authorizations"], store.tables["devices"], store.context)
         cached = self._authorized
