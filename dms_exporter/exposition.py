@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Literal
@@ -30,7 +30,9 @@ __all__ = [
     "render_openmetrics",
     "render_text",
     "sample_lines",
+    "sample_texts",
     "stateset_lines",
+    "stateset_texts",
     "text_header",
 ]
 
@@ -116,32 +118,48 @@ def _format_value(value: float) -> str:
 
 
 def sample_lines(family: Family) -> str:
-    """The family's sample lines, identical in both formats.
+    """The family's sample lines, identical in both formats."""
+    return sample_texts(family, [family.samples])[0]
+
+
+def sample_texts(family: Family, groups: Iterable[Sequence[Sample]]) -> list[str]:
+    """The sample lines of each group of samples, as ``family`` (its name, kind and labels;
+    not its samples) would write them: the same bytes as ``sample_lines`` of each group.
 
     Fast path: format raw label values and values with one ``%`` per sample, then prove by
     counting that no label value held a quote, backslash or newline and no value was NaN or
-    infinite; only a family that fails the check is formatted again with escaping.
+    infinite; only a group that fails the check is formatted again with escaping.
     """
-    samples = family.samples
-    if not samples:
-        return ""
     labels = family.label_names
     name = family.name + _SUFFIX_AND_TEXT_TYPE[family.kind][0]
     if labels:
         template = name + "{" + ",".join(f'{label}="%s"' for label in labels) + "} %s\n"
     else:
         template = name + " %s\n"
-    if math.isfinite(sum(map(itemgetter(1), samples))):
-        lines = "".join([template % (*lv, v) for lv, v in samples])
-        if (
-            lines.count('"') == 2 * len(labels) * len(samples)
-            and lines.count("\\") == 0
-            and lines.count("\n") == len(samples)
-        ):
-            return lines
-    return "".join(
-        [template % (*map(escape_label_value, map(str, lv)), _format_value(v)) for lv, v in samples]
-    )
+    quotes = 2 * len(labels)
+    texts: list[str] = []
+    for samples in groups:
+        if not samples:
+            texts.append("")
+            continue
+        if math.isfinite(sum(map(itemgetter(1), samples))):
+            lines = "".join([template % (*lv, v) for lv, v in samples])
+            if (
+                lines.count('"') == quotes * len(samples)
+                and lines.count("\\") == 0
+                and lines.count("\n") == len(samples)
+            ):
+                texts.append(lines)
+                continue
+        texts.append(
+            "".join(
+                [
+                    template % (*map(escape_label_value, map(str, lv)), _format_value(v))
+                    for lv, v in samples
+                ]
+            )
+        )
+    return texts
 
 
 def stateset_lines(
@@ -156,9 +174,17 @@ def stateset_lines(
     current one; a current state not in ``states`` counts as ``fallback_state`` (0 everywhere
     if that is not a state either). The same bytes as ``sample_lines`` of the expanded family,
     with one ``%`` per row instead of one per line; escaping as there."""
-    rows = list(rows)
-    if not rows:
-        return "", 0
+    return stateset_texts(name, label_names, states, [list(rows)], fallback_state)[0]
+
+
+def stateset_texts(
+    name: str,
+    label_names: tuple[str, ...],
+    states: tuple[str, ...],
+    groups: Iterable[Sequence[tuple[tuple[str, ...], str]]],
+    fallback_state: str,
+) -> list[tuple[str, int]]:
+    """``stateset_lines`` of each group of rows, with the templates made once."""
     head = name + "{" + "".join(f'{label}="%s",' for label in label_names)
     one_hot = {
         current: "".join(f'{head}{name}="{state}"}} {int(state == current)}\n' for state in states)
@@ -168,19 +194,24 @@ def stateset_lines(
         fallback_state, "".join(f'{head}{name}="{state}"}} 0\n' for state in states)
     )
     n = len(states)
-    lines = "".join([one_hot.get(current, fallback) % (values * n) for values, current in rows])
-    count = n * len(rows)
-    if (
-        lines.count('"') == 2 * (len(label_names) + 1) * count
-        and lines.count("\\") == 0
-        and lines.count("\n") == count
-    ):
-        return lines, count
-    family = Family(name, "stateset", "", (*label_names, name))
-    for values, current in rows:
-        hot = current if current in states else fallback_state
-        family.samples += [((*values, state), int(state == hot)) for state in states]
-    return sample_lines(family), count
+    quotes = 2 * (len(label_names) + 1)
+    texts: list[tuple[str, int]] = []
+    for rows in groups:
+        count = n * len(rows)
+        lines = "".join([one_hot.get(current, fallback) % (values * n) for values, current in rows])
+        if (
+            lines.count('"') == quotes * count
+            and lines.count("\\") == 0
+            and lines.count("\n") == count
+        ):
+            texts.append((lines, count))
+            continue
+        family = Family(name, "stateset", "", (*label_names, name))
+        for values, current in rows:
+            hot = current if current in states else fallback_state
+            family.samples += [((*values, state), int(state == hot)) for state in states]
+        texts.append((sample_lines(family), count))
+    return texts
 
 
 def text_header(family: Family) -> str:
