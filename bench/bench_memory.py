@@ -79,7 +79,7 @@ async def run(devices: int, top: int) -> None:
         store = exporter.store
         outputs = store._outputs.values()
         body = sum(len(f.body) for o in outputs for f in o.families)
-        items = sum(len(b) for o in outputs for blocks in o.blocks.values() for b in blocks)
+        items = sum(len(seq) for o in outputs for seq in o.items.values())
         rows, row_bytes, field_bytes = rows_size(store.tables)
         rss, hwm = memory_mb(__import__("os").getpid())
         print(f"{devices:,} devices: traced now {current / 2**20:.0f} MiB, peak "
@@ -87,7 +87,7 @@ async def run(devices: int, top: int) -> None:
         print(f"- cached compressed output: {body / 2**20:.1f} MiB")
         print(f"- rows: {rows:,} objects, {row_bytes / 2**20:.1f} MiB; their distinct str, "
               f"float and tuple fields {field_bytes / 2**20:.1f} MiB")  # fmt: skip
-        print(f"- block items kept for comparing renders: {items:,} references")
+        print(f"- source items kept for comparing renders: {items:,} references")
         print(f"\ntop {top} allocation sites:\n")
         for stat in snapshot.statistics("lineno")[:top]:
             frame = stat.traceback[0]

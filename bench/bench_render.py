@@ -1,6 +1,6 @@
 """Time ``render_group`` on synthetic tables and compare the writer with prometheus_client.
 
-    python bench/bench_render.py [--devices 1000,20000,100000] [--runs 3]
+    python bench/bench_render.py [--devices 1000,20000,100000] [--runs 3] [--unit-rows 8]
 
 Full renders per group; renders after a devices poll that changed 1 device, 1 % of them and all
 (from the previous render, as the store does); our text writer against prometheus_client's
@@ -15,16 +15,18 @@ import argparse
 import dataclasses
 import gzip
 import platform
+import random
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prometheus_client.exposition import generate_latest
 
-from dms_exporter import model
+from dms_exporter import model, render
 from dms_exporter.exposition import Family, render_text
 from dms_exporter.families import RenderContext
 from dms_exporter.families.devices import device_families
@@ -201,13 +203,18 @@ def prometheus_client_registry(families: list[Family]):  # type: ignore[no-untyp
     return registry
 
 
-def with_changed_devices(tables: dict[str, model.Table], every: int) -> dict[str, model.Table]:
-    """``tables`` with every ``every``-th device's connection state changed (other rows are the
-    same objects, as the poller keeps them)."""
+def with_changed_devices(
+    tables: dict[str, model.Table], indexes: Iterable[int], field: str = "connection_state"
+) -> dict[str, model.Table]:
+    """``tables`` with the devices at ``indexes`` changed: their connection state, or their
+    last contact moved on a minute (other rows are the same objects, as the poller keeps them)."""
     rows = list(tables["devices"].rows)
-    for i in range(0, len(rows), every):
-        state = "offline" if rows[i].connection_state != "offline" else "online"
-        rows[i] = dataclasses.replace(rows[i], connection_state=state)
+    for i in indexes:
+        if field == "connection_state":
+            state = "offline" if rows[i].connection_state != "offline" else "online"
+            rows[i] = dataclasses.replace(rows[i], connection_state=state)
+        else:
+            rows[i] = dataclasses.replace(rows[i], last_contact=NOW + 60)
     return tables | {"devices": model.Table("devices", tuple(rows), NOW + 60)}
 
 
@@ -216,7 +223,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--devices", default="1000,20000,100000")
     parser.add_argument("--runs", type=int, default=3, help="runs per timing (median)")
     parser.add_argument("--compare-at", type=int, default=20000)
+    parser.add_argument("--unit-rows", type=int, default=render.UNIT_ROWS, help="items per unit")
+    parser.add_argument("--changes-only", action="store_true", help="skip the comparisons")
     args = parser.parse_args(argv)
+    render.UNIT_ROWS = args.unit_rows
     ctx = RenderContext(alarm_retrieval="all")
     print(f"Python {platform.python_version()}, {platform.machine()}; median of {args.runs} runs\n")
     print("| devices | group | series | full render (ms) | µs/series | text | gzip |")
@@ -239,19 +249,31 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {n:,} | **all** | {total_series:,} | {total_s * 1e3:,.0f} | "
               f"{total_s / total_series * 1e6:.2f} | | |")  # fmt: skip
         _changes(n, tables, outputs, ctx, args.runs)
-    _compare(args.compare_at, ctx)
-    _gzip_levels(args.compare_at, ctx)
+    if not args.changes_only:
+        _compare(args.compare_at, ctx)
+        _gzip_levels(args.compare_at, ctx)
 
 
 def _changes(n: int, tables, outputs, ctx: RenderContext, runs: int) -> None:  # type: ignore[no-untyped-def]
-    """Render of every group after a devices poll, from the previous render, by change size."""
+    """Render of every group after a devices poll, from the previous render, by change size:
+    connection states of 1 device, of every 100th, of 1 % at random (seeded) and of all; and
+    the live simulator's usual minute, 45 % of devices' last contact moved (random)."""
+    rng = random.Random(10)
+    cases = {
+        "1 device": with_changed_devices(tables, [n // 2]),
+        "every 100th": with_changed_devices(tables, range(0, n, 100)),
+        "1 % at random": with_changed_devices(tables, rng.sample(range(n), n // 100)),
+        "45 % last contact": with_changed_devices(
+            tables, rng.sample(range(n), n * 45 // 100), "last_contact"
+        ),
+        "all": with_changed_devices(tables, range(n)),
+    }
     results = {}
-    for label, every in (("1 device", n), ("1 %", 100), ("all", 1)):
-        changed = with_changed_devices(tables, every)
+    for label, changed in cases.items():
         results[label], _ = timed(
             lambda c=changed: [render_group(g, c, ctx, outputs[g]) for g in GROUPS], runs
         )
-    print(f"\nrender after a devices poll at {n:,} devices (connection states changed): "
+    print(f"\nrender after a devices poll at {n:,} devices ({render.UNIT_ROWS} devices per unit): "
           + ", ".join(f"{k} {v * 1e3:,.0f} ms ({v / results['all'] * 100:.1f} % of all)"
                       for k, v in results.items()) + "\n")  # fmt: skip
 

@@ -1,24 +1,31 @@
 """Rendering family groups to cached, compressed output, redoing only what changed.
 
-A group's sources (``families.GroupSpec``) are cut into blocks of ``BLOCK_ROWS`` items. Each
-family keeps, per block, the sample lines of that block's items as one ``gzipstream.Segment``,
-all joined in one ``body``; HELP/TYPE headers are separate small segments, one per format (sample
-lines are the same in both formats, so a body serves both). On a new render, a block whose items
-equal the previous render's (rows are reused object for object when unchanged, so this is mostly
-an identity check) keeps its segment; only changed blocks are rendered and compressed again and
-spliced in. A group whose tables are the very same objects, or whose only new table is
-``devices`` with the same ids and names, is not rendered at all.
+A group's sources (``families.GroupSpec``) are sequences of items (a device; a destination and
+its device's display name; ...), cut into units of ``UNIT_ROWS`` items. Each family keeps, per
+unit, the sample lines of that unit's items as one ``gzipstream.Segment`` (all made by one
+compressor reset between units, so each stands alone), joined in one ``body``; HELP/TYPE headers
+are separate small segments, one per format (sample lines are the same in both formats).
+
+On a new render, each source's items are compared with the previous render's, position by
+position. Rows are reused object for object when unchanged, so this is mostly identity checks;
+for a changed row the fields that differ are found once, and each family renders again only the
+units holding an item whose change touches the fields it reads (``FamilySpec.reads``): a device
+whose last contact moved redoes one unit of one family. Sums over the devices (fleet counts) are
+updated from the changed rows only. A group whose tables are the very same objects, or whose only
+new table is ``devices`` with the same ids and names, is not rendered at all.
 
 No plain text is kept: the plain exposition is inflated from the segments when asked for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import operator
+from array import array
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import accumulate, compress
+from itertools import accumulate, chain, compress, repeat
 from typing import Any
 
 from .exposition import openmetrics_header, text_header
@@ -33,14 +40,14 @@ from .families import (
     devices,
     system,
 )
-from .gzipstream import CrcTree, Segment, inflate
+from .gzipstream import Compressor, CrcTree, Segment, inflate
 from .gzipstream import compress as compress_segment
 from .model import ENDPOINTS, Device, Table
 
 __all__ = [
-    "BLOCK_ROWS",
     "GROUPS",
     "GZIP_LEVEL",
+    "UNIT_ROWS",
     "FamilyOutput",
     "GroupOutput",
     "RenderContext",
@@ -63,24 +70,29 @@ GROUPS: Mapping[str, tuple[str, ...]] = {g: spec.endpoints for g, spec in _SPECS
 
 #: gzip level of cached segments; see bench/bench_render.py for the measured trade-off.
 GZIP_LEVEL = 1
-#: Items per block: a changed item costs rendering and compressing this many items' lines per
-#: family it appears in; smaller blocks compress a little worse and cost more CRC combining.
-BLOCK_ROWS = 256
+#: Items per unit: a changed item costs formatting and compressing this many items' lines in
+#: each family it changes; smaller units compress worse (each unit is compressed without its
+#: neighbours). Measured in bench/bench_render.py.
+UNIT_ROWS = 8
+
+#: What changed -> the indexes of the items where it did. What changed is the names of a row's
+#: fields, or None for anything (an item added, removed, or not a row).
+Changes = Mapping[frozenset[str] | None, list[int]]
 
 
 @dataclass(frozen=True, slots=True)
 class FamilyOutput:
     """One family rendered: its names, a header segment per format, and the sample segments of
-    its blocks joined in ``body`` (``ends``: where each block's segment ends in it)."""
+    its units joined in ``body`` (``sizes``: each unit's segment's length in it)."""
 
     name: str  # OpenMetrics family name
     text_name: str  # text 0.0.4 name (``_total``/``_info`` added)
     text_head: Segment
     openmetrics_head: Segment
     body: bytes
-    ends: tuple[int, ...]
-    crcs: CrcTree  # (CRC-32, plain length) of each block's segment
-    series: tuple[int, ...]  # samples per block
+    sizes: array[int]
+    crcs: CrcTree  # (CRC-32, plain length) of each unit's segment
+    counts: array[int]  # samples per unit
 
     @property
     def samples(self) -> Segment:
@@ -88,24 +100,34 @@ class FamilyOutput:
         crc, size = self.crcs.total
         return Segment(self.body, crc, size)
 
+    @property
+    def series(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def ends(self) -> list[int]:
+        """Where each unit's segment ends in ``body``."""
+        return list(accumulate(self.sizes))
+
     def head(self, openmetrics: bool) -> Segment:
         return self.openmetrics_head if openmetrics else self.text_head
 
 
 @dataclass(frozen=True, slots=True)
 class GroupOutput:
-    """A rendered group: its families in order, the items of each block of each source (to see
-    what changed next time), and the tables and settings it was rendered from."""
+    """A rendered group: its families in order, the items of each source (to see what changed
+    next time), the tables and settings it was rendered from, and the tally of its tallied
+    source (``GroupSpec.tally``)."""
 
     families: tuple[FamilyOutput, ...]
-    blocks: Mapping[str, tuple[tuple[Any, ...], ...]]
+    items: Mapping[str, tuple[Any, ...]]
     tables: tuple[Table | None, ...]
     ctx: RenderContext
-    tallies: tuple[Counter[Any], ...] = ()  # per block of the tallied source (GroupSpec.tally)
+    tally: Counter[Any] | None = None
 
     @property
     def series(self) -> int:
-        return sum(sum(f.series) for f in self.families)
+        return sum(f.series for f in self.families)
 
     def plain(self, openmetrics: bool = False) -> bytes:
         """The group's exposition as plain bytes (for tests and tools; scrapes stream)."""
@@ -142,26 +164,18 @@ def render_group(
         previous = None
     if previous is not None and _same_inputs(group, spec, previous.tables, inputs):
         return replace(previous, tables=inputs)
-    sources = dict(spec.sources(tables, ctx))
-    blocks = {name: _blocks(items) for name, items in sources.items()}
-    dirty = {name: _dirty(name, b, previous) for name, b in blocks.items()}
-    tallies: tuple[Counter[Any], ...] = ()
+    old_items = previous.items if previous is not None else {}
+    items = {name: tuple(seq) for name, seq in spec.sources(tables, ctx).items()}
+    changes = {name: _changes(old_items.get(name), seq) for name, seq in items.items()}
+    tally = None
     if spec.tally is not None and spec.derived is not None:
-        redo = set(dirty[spec.tallied])
-        kept = previous.tallies if previous else ()
-        tallies = tuple(
-            kept[i] if i < len(kept) and i not in redo else spec.tally(block)
-            for i, block in enumerate(blocks[spec.tallied])
-        )
-        total: Counter[Any] = Counter()
-        for tally in tallies:
-            total.update(tally)
-        for name, items in spec.derived(total, tables, ctx).items():
-            blocks[name] = _blocks(items)
-            dirty[name] = _dirty(name, blocks[name], previous)
+        tally = _tally(spec, items[spec.tallied], previous, changes[spec.tallied])
+        for name, seq in spec.derived(tally, tables, ctx).items():
+            items[name] = tuple(seq)
+            changes[name] = _changes(old_items.get(name), items[name])
     old_families = {f.name: f for f in previous.families} if previous else {}
     families = tuple(
-        _render_family(s, ctx, blocks[s.source], dirty[s.source], old_families.get(s.name))
+        _render_family(s, ctx, items[s.source], changes[s.source], old_families.get(s.name))
         for s in spec.enabled(ctx)
     )
     if (
@@ -170,7 +184,7 @@ def render_group(
         and all(map(operator.is_, families, previous.families))
     ):
         families = previous.families  # every family kept: nothing new to list
-    return GroupOutput(families, blocks, inputs, ctx, tallies)
+    return GroupOutput(families, items, inputs, ctx, tally)
 
 
 def _same_inputs(
@@ -194,37 +208,140 @@ def _same_names(a: Table[Device] | None, b: Table[Device] | None) -> bool:
     """Both tables list the same device ids with the same names, in the same order."""
     if a is None or b is None or len(a.rows) != len(b.rows):
         return a is b
-    moved = compress(range(len(a.rows)), map(operator.is_not, a.rows, b.rows))
-    return all(a.rows[i].id == b.rows[i].id and a.rows[i].name == b.rows[i].name for i in moved)
+    if _names_checked[0] is a and _names_checked[1] is b:
+        return bool(_names_checked[2])
+    moved = list(compress(range(len(a.rows)), map(operator.is_not, a.rows, b.rows)))
+    get = operator.attrgetter("id", "name")
+    same = list(map(get, map(a.rows.__getitem__, moved))) == list(
+        map(get, map(b.rows.__getitem__, moved))
+    )
+    _names_checked[:] = (a, b, same)  # the three groups that show names ask in turn
+    return same
 
 
-def _blocks(items: Sequence[Any]) -> tuple[tuple[Any, ...], ...]:
-    items = tuple(items)  # a table's rows already are: its slices are then made in C
-    return tuple(items[i : i + BLOCK_ROWS] for i in range(0, len(items), BLOCK_ROWS))
+_names_checked: list[Any] = [None, None, False]
 
 
-def _dirty(
-    source: str, blocks: tuple[tuple[Any, ...], ...], previous: GroupOutput | None
-) -> Sequence[int]:
-    """Indexes of the blocks that differ from the previous render's (all without one). Rows
-    are reused when unchanged, so this is mostly identity checks."""
-    if previous is None:
-        return range(len(blocks))
-    old = previous.blocks.get(source, ())
-    return [i for i, block in enumerate(blocks) if i >= len(old) or old[i] != block]
+def _changes(old: Sequence[Any] | None, new: Sequence[Any]) -> Changes | None:
+    """What changed from ``old`` to ``new``, position by position (None without ``old``:
+    everything is new). Rows of one kind are compared field by field, the rest as wholes."""
+    if old is None:
+        return None
+    changes: dict[frozenset[str] | None, list[int]] = {}
+    moved = list(compress(range(len(new)), map(operator.is_not, old, new)))
+    kinds = set(map(type, map(new.__getitem__, moved))) | set(
+        map(type, map(old.__getitem__, moved))
+    )
+    getter = _row_getter(kinds.pop()) if len(kinds) == 1 else None
+    if getter is not None:
+        names, get = getter
+        olds = map(get, map(old.__getitem__, moved))
+        news = map(get, map(new.__getitem__, moved))
+        differ = map(tuple, map(map, repeat(operator.ne), olds, news))
+        known: dict[tuple[bool, ...], frozenset[str]] = {}
+        for i, flags in zip(moved, differ, strict=True):
+            if any(flags):
+                fields = known.get(flags)
+                if fields is None:
+                    fields = known[flags] = frozenset(compress(names, flags))
+                changes.setdefault(fields, []).append(i)
+    else:  # new tuples each render (a destination and its device's name): most are equal
+        unequal = map(operator.ne, map(old.__getitem__, moved), map(new.__getitem__, moved))
+        for i in compress(moved, unequal):
+            fields = _changed_fields(old[i], new[i])
+            if fields is None or fields:
+                changes.setdefault(fields, []).append(i)
+    gone_or_new = range(min(len(old), len(new)), max(len(old), len(new)))
+    if gone_or_new:
+        changes.setdefault(None, []).extend(gone_or_new)
+    return changes
+
+
+_Getter = tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]
+_ROW_GETTERS: dict[type, _Getter | None] = {}
+
+
+def _row_getter(kind: type) -> _Getter | None:
+    """The field names of a dataclass row and a getter of all its values at once."""
+    try:
+        return _ROW_GETTERS[kind]
+    except KeyError:
+        is_row = dataclasses.is_dataclass(kind)
+        names = tuple(f.name for f in dataclasses.fields(kind)) if is_row else ()
+        getter = (names, operator.attrgetter(*names)) if len(names) > 1 else None
+        _ROW_GETTERS[kind] = getter
+        return getter
+
+
+def _changed_fields(a: Any, b: Any) -> frozenset[str] | None:
+    """The fields that differ between two rows, or two tuples holding rows (their other parts
+    equal); None if something else differs; empty if nothing does."""
+    if type(a) is tuple and type(b) is tuple and len(a) == len(b):
+        fields: frozenset[str] = frozenset()
+        for x, y in zip(a, b, strict=True):
+            if x is not y:
+                more = _changed_fields(x, y) if type(x) is type(y) is not tuple else None
+                if more is None and x != y:
+                    return None
+                fields |= more or frozenset()
+        return fields
+    getter = _row_getter(type(a)) if type(a) is type(b) else None
+    if getter is None:
+        return frozenset() if a == b else None
+    names, get = getter
+    return frozenset(compress(names, map(operator.ne, get(a), get(b))))
+
+
+def _indexes(changes: Changes, reads: frozenset[str] | None) -> list[list[int]]:
+    """The index lists of the changes that touch ``reads``."""
+    return [indexes for fields, indexes in changes.items() if _touches(fields, reads)]
+
+
+def _touches(fields: frozenset[str] | None, reads: frozenset[str] | None) -> bool:
+    return fields is None or reads is None or not fields.isdisjoint(reads)
+
+
+def _tally(
+    spec: GroupSpec, items: Sequence[Any], previous: GroupOutput | None, changes: Changes | None
+) -> Counter[Any]:
+    """``spec.tally`` of ``items``: the previous one updated with the changed items only."""
+    assert spec.tally is not None
+    old = previous.items.get(spec.tallied) if previous is not None else None
+    if previous is None or previous.tally is None or old is None or changes is None:
+        return spec.tally(items)
+    touched = sorted(chain.from_iterable(_indexes(changes, spec.tally_reads)))
+    if not touched:
+        return previous.tally
+    removed = spec.tally([old[i] for i in touched if i < len(old)])
+    total = previous.tally.copy()
+    total.subtract(removed)
+    total.update(spec.tally([items[i] for i in touched if i < len(items)]))
+    for key in removed:
+        if total.get(key, 0) <= 0:
+            del total[key]
+    return total
 
 
 def _render_family(
     spec: FamilySpec,
     ctx: RenderContext,
-    blocks: tuple[tuple[Any, ...], ...],
-    dirty: Sequence[int],
+    items: tuple[Any, ...],
+    changes: Changes | None,
     old: FamilyOutput | None,
 ) -> FamilyOutput:
-    """One family's output; blocks not in ``dirty`` keep ``old``'s segment (``old`` was
-    rendered under the same settings, so its headers hold too)."""
-    if old is not None and not dirty and len(blocks) == len(old.ends):
-        return old
+    """One family's output: with ``old`` (rendered under the same settings, so its headers
+    hold too), only the units holding an item whose change touches what the family reads are
+    rendered again; the others keep ``old``'s segments."""
+    units = -(-len(items) // UNIT_ROWS)
+    if old is None or changes is None:
+        dirty: Sequence[int] = range(units)
+    else:
+        touched = set(
+            map(UNIT_ROWS.__rfloordiv__, chain.from_iterable(_indexes(changes, spec.reads)))
+        )
+        dirty = sorted(u for u in touched if u < units)
+        if not dirty and units == len(old.sizes):
+            return old
     if old is None:
         empty = spec.family(ctx, ())
         name, text_name = empty.name, empty.text_name
@@ -233,33 +350,49 @@ def _render_family(
     else:
         name, text_name = old.name, old.text_name
         heads = (old.text_head, old.openmetrics_head)
-    renders: dict[int, tuple[Segment, int]] = {}
-    for i in dirty:
-        lines, count = spec.lines(ctx, blocks[i])
-        renders[i] = (compress_segment(lines.encode(), GZIP_LEVEL), count)
+    texts = spec.unit_lines(ctx, [items[u * UNIT_ROWS : (u + 1) * UNIT_ROWS] for u in dirty])
+    compressor = Compressor(GZIP_LEVEL)
+    segments = [compressor.segment(text.encode()) for text, _ in texts]
+    if old is None or changes is None:
+        body = b"".join(segment.data for segment in segments)
+        sizes = array("I", [len(segment.data) for segment in segments])
+        counts = array("I", [count for _, count in texts])
+        crcs = CrcTree([(segment.crc, segment.size) for segment in segments])
+    else:
+        body, sizes, counts, crcs = _spliced(old, units, dirty, segments, texts)
+    return FamilyOutput(name, text_name, heads[0], heads[1], body, sizes, crcs, counts)
+
+
+def _spliced(
+    old: FamilyOutput,
+    units: int,
+    dirty: Sequence[int],
+    segments: Sequence[Segment],
+    texts: Sequence[tuple[str, int]],
+) -> tuple[bytes, array[int], array[int], CrcTree]:
+    """``old``'s body, sizes, counts and CRCs with the ``dirty`` units replaced by
+    ``segments`` (and cut or grown to ``units``); runs of kept units are copied in one piece."""
+    starts = list(accumulate(old.sizes, initial=0))
+    sizes = array("I", old.sizes[:units])
+    counts = array("I", old.counts[:units])
+    if units > len(sizes):
+        grow = array("I", bytes(4 * (units - len(sizes))))
+        sizes += grow
+        counts += grow
     pieces: list[bytes] = []
-    series: list[int] = []
-    for i in range(len(blocks)):
-        if i in renders:
-            pieces.append(renders[i][0].data)
-            series.append(renders[i][1])
-        else:
-            assert old is not None  # every block is dirty without an old output
-            pieces.append(old.body[old.ends[i - 1] if i else 0 : old.ends[i]])
-            series.append(old.series[i])
-    leaves = {i: (segment.crc, segment.size) for i, (segment, _) in renders.items()}
-    if old is not None and len(blocks) == len(old.ends):
+    kept_from = 0
+    for unit, segment, (_, count) in zip(dirty, segments, texts, strict=True):
+        if kept_from < unit:
+            pieces.append(old.body[starts[kept_from] : starts[unit]])
+        pieces.append(segment.data)
+        sizes[unit], counts[unit] = len(segment.data), count
+        kept_from = unit + 1
+    if kept_from < units:
+        pieces.append(old.body[starts[kept_from] : starts[units]])
+    leaves = {u: (s.crc, s.size) for u, s in zip(dirty, segments, strict=True)}
+    if units == len(old.sizes):
         crcs = old.crcs.replaced(leaves)
     else:
-        kept = old.crcs.leaves if old is not None else ()
-        crcs = CrcTree([leaves[i] if i in leaves else kept[i] for i in range(len(blocks))])
-    return FamilyOutput(
-        name=name,
-        text_name=text_name,
-        text_head=heads[0],
-        openmetrics_head=heads[1],
-        body=b"".join(pieces),
-        ends=tuple(accumulate(map(len, pieces))),
-        crcs=crcs,
-        series=tuple(series),
-    )
+        kept = old.crcs.leaves
+        crcs = CrcTree([leaves[u] if u in leaves else kept[u] for u in range(units)])
+    return b"".join(pieces), sizes, counts, crcs

@@ -19,8 +19,8 @@ from dms_exporter.exposition import Family, render_openmetrics, render_text
 from dms_exporter.families import RenderContext
 from dms_exporter.families.health import health_families
 from dms_exporter.render import (
-    BLOCK_ROWS,
     GROUPS,
+    UNIT_ROWS,
     group_families,
     groups_for,
     render_group,
@@ -244,9 +244,9 @@ def renders(tables, previous=None):
 
 
 def test_a_changed_device_redoes_one_block_and_gives_the_bytes_of_a_full_render() -> None:
-    tables = fleet(3 * BLOCK_ROWS)
+    tables = fleet(3 * UNIT_ROWS)
     before = renders(tables)
-    tables = with_device(tables, BLOCK_ROWS + 5, connection_state="offline")
+    tables = with_device(tables, UNIT_ROWS + 5, connection_state="offline")
     after = renders(tables, before)
     for group in GROUPS:
         assert after[group].plain() == render_group(group, tables, ALL).plain(), group
@@ -259,10 +259,55 @@ def test_a_changed_device_redoes_one_block_and_gives_the_bytes_of_a_full_render(
         assert after[group].families is before[group].families, group
 
 
-def test_a_renamed_device_redoes_its_block_in_the_groups_that_show_names() -> None:
-    tables = fleet(3 * BLOCK_ROWS)
+def _other(value: object) -> object:
+    """A different value of the same kind."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, tuple):
+        return (*value, "g-new")
+    if value is None:
+        return NOW
+    return f"{value}-x"
+
+
+def _changed_text(before: dict, after: dict, group: str) -> set[str]:
+    old = {f.name: render_text([f]) for f in group_families(group, before, ALL)}
+    new = group_families(group, after, ALL)
+    return {f.name for f in new if render_text([f]) != old.get(f.name)}
+
+
+def _redone(before: dict, after: dict, group: str) -> set[str]:
+    old = {f.name: f for f in before[group].families}
+    return {f.name for f in after[group].families if f is not old.get(f.name)}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "field"),
+    [("devices", f.name) for f in dataclasses.fields(model.Device)]
+    + [("destinations", f.name) for f in dataclasses.fields(model.Destination)],
+)
+def test_a_field_changed_alone_redoes_exactly_the_families_that_show_it(
+    endpoint: str, field: str
+) -> None:
+    tables = fleet(3 * UNIT_ROWS)
     before = renders(tables)
-    tables = with_device(tables, 2 * BLOCK_ROWS + 1, name="Renamed IRD")
+    rows = list(tables[endpoint].rows)
+    index = UNIT_ROWS + 2
+    rows[index] = dataclasses.replace(rows[index], **{field: _other(getattr(rows[index], field))})
+    changed = tables | {endpoint: model.Table(endpoint, tuple(rows), NOW + 60)}
+    after = renders(changed, before)
+    for group in GROUPS:
+        assert after[group].plain() == render_group(group, changed, ALL).plain(), group
+        assert _redone(before, after, group) == _changed_text(tables, changed, group), group
+    assert _changed_text(tables, changed, groups_for(endpoint)[0])  # every field shows somewhere
+
+
+def test_a_renamed_device_redoes_its_block_in_the_groups_that_show_names() -> None:
+    tables = fleet(3 * UNIT_ROWS)
+    before = renders(tables)
+    tables = with_device(tables, 2 * UNIT_ROWS + 1, name="Renamed IRD")
     after = renders(tables, before)
     for group in GROUPS:
         assert after[group].plain() == render_group(group, tables, ALL).plain(), group
@@ -272,7 +317,7 @@ def test_a_renamed_device_redoes_its_block_in_the_groups_that_show_names() -> No
 
 
 def test_an_equal_poll_renders_nothing_new() -> None:
-    tables = fleet(2 * BLOCK_ROWS)
+    tables = fleet(2 * UNIT_ROWS)
     before = renders(tables)
     again = {**tables, "devices": model.Table("devices", tables["devices"].rows, NOW + 60)}
     after = renders(again, before)
@@ -280,7 +325,7 @@ def test_an_equal_poll_renders_nothing_new() -> None:
 
 
 def test_added_and_removed_devices_give_the_bytes_of_a_full_render() -> None:
-    tables = fleet(2 * BLOCK_ROWS + 3)
+    tables = fleet(2 * UNIT_ROWS + 3)
     previous = renders(tables)
     rows = tables["devices"].rows
     for changed in (rows[:-2], rows[1:], (*rows, dataclasses.replace(rows[0], id="dev-new"))):

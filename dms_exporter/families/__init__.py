@@ -18,7 +18,7 @@ from itertools import chain
 from typing import Any, Literal
 
 from ..config import ENDPOINT_DEFAULTS
-from ..exposition import Family, Sample, sample_lines, stateset_lines
+from ..exposition import Family, Sample, sample_texts, stateset_texts
 from ..model import OTHER, Device, Table
 
 __all__ = [
@@ -146,7 +146,8 @@ class FamilySpec:
     ``endpoint``), label names (a stateset's state label is added) and, from one item of its
     group's ``source``, its samples: ``(label values, value)`` for a gauge or counter, label
     values for an info (value 1), ``(label values, current state)`` for a stateset of
-    ``states``."""
+    ``states``. ``reads``: the fields of the item's row its samples depend on, if they are
+    fewer than all (a change in other fields leaves its lines as they were)."""
 
     name: str
     kind: str
@@ -156,6 +157,7 @@ class FamilySpec:
     source: str
     samples: Callable[[Any], Iterable[Any]]
     states: tuple[str, ...] = ()
+    reads: frozenset[str] | None = None
 
     def family(self, ctx: RenderContext, items: Iterable[Any]) -> Family:
         """The family with the samples of ``items``."""
@@ -167,14 +169,23 @@ class FamilySpec:
             return stateset(self.name, help, self.labels, self.states, rows)
         return Family(self.name, self.kind, help, self.labels, list(rows))
 
-    def lines(self, ctx: RenderContext, items: Iterable[Any]) -> tuple[str, int]:
-        """The sample lines of ``items`` and their count (``sample_lines`` of ``family``; a
-        stateset takes a shorter way to the same text)."""
+    def lines(self, ctx: RenderContext, items: Sequence[Any]) -> tuple[str, int]:
+        """The sample lines of ``items`` and their count (``sample_lines`` of ``family``)."""
+        return self.unit_lines(ctx, [items])[0]
+
+    def unit_lines(
+        self, ctx: RenderContext, units: Iterable[Sequence[Any]]
+    ) -> list[tuple[str, int]]:
+        """``lines`` of each unit of items, with the line templates made once (a stateset
+        takes a shorter way to the same text)."""
+        samples = self.samples
+        groups = [list(chain.from_iterable(map(samples, unit))) for unit in units]
         if self.kind == "stateset":
-            rows = chain.from_iterable(map(self.samples, items))
-            return stateset_lines(self.name, self.labels, self.states, rows, OTHER)
-        family = self.family(ctx, items)
-        return sample_lines(family), len(family.samples)
+            return stateset_texts(self.name, self.labels, self.states, groups, OTHER)
+        if self.kind == "info":
+            groups = [[(values, 1) for values in group] for group in groups]
+        family = self.family(ctx, ())
+        return list(zip(sample_texts(family, groups), map(len, groups), strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +203,8 @@ class GroupSpec:
     tallied: str = ""
     tally: Callable[[Sequence[Any]], Counter[Any]] | None = None
     derived: Callable[[Counter[Any], Tables, RenderContext], Sources] | None = None
+    #: the fields of the tallied rows the tally reads (None: all)
+    tally_reads: frozenset[str] | None = None
 
     def enabled(self, ctx: RenderContext) -> list[FamilySpec]:
         """The group's families under ``ctx``, without the ones switched off."""

@@ -12,6 +12,7 @@ __all__ = ["GROUP", "destination_families"]
 
 _DESTINATION = ("destination_id", "device_id", "display_name")
 _Item = tuple[Destination, str]  # a destination and its device's display name
+_KEY = frozenset({"id", "device_id"})
 
 
 def _sources(tables: Tables, ctx: RenderContext) -> Sources:
@@ -45,17 +46,19 @@ _SPECS = (
         "Each destination (device output): name, type, address, port and service (value 1).",
         "destinations", (*_DESTINATION, "name", "type", "address", "port", "service_id"),
         "destinations", _info,
+        reads=_KEY | {"name", "type", "ip_address", "ip_port", "service_id"},
     ),
     FamilySpec(
         "dms_destination_status", "stateset", "Status of each destination.", "destinations",
         _DESTINATION, "destinations",
         lambda item: [((item[0].id, item[0].device_id, item[1]), item[0].status)],
-        DESTINATION_STATUSES,
+        DESTINATION_STATUSES, reads=_KEY | {"status"},
     ),
     FamilySpec(
         "dms_destination_enabled", "gauge", "1 if the destination is enabled.", "destinations",
         _DESTINATION, "destinations",
         lambda item: [((item[0].id, item[0].device_id, item[1]), int(item[0].enabled))],
+        reads=_KEY | {"enabled"},
     ),
     FamilySpec(
         "dms_destinations", "gauge",

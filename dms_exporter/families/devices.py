@@ -21,6 +21,11 @@ from . import DisplayNames, FamilySpec, GroupSpec, RenderContext, Sources, Table
 __all__ = ["GROUP", "device_families"]
 
 _DEVICE = ("device_id", "display_name")
+_KEY = frozenset({"id", "name"})  # what a device's display name is made from (and its id)
+
+
+def _reads(*fields: str) -> frozenset[str]:
+    return _KEY | frozenset(fields)
 
 
 def _sources(tables: Tables, ctx: RenderContext) -> Sources:
@@ -64,18 +69,16 @@ def _derived(counts: Counter[tuple[str, ...]], tables: Tables, ctx: RenderContex
 
     by_site = {k[1:]: n for k, n in counts.items() if k[0] == "site"}
     by_control = {k[1]: n for k, n in counts.items() if k[0] == "control"}
-    return {
-        "fleet": [(by_model_state, by_authorization, present)],
-        "sites": [(by_site, by_control, present)],
+    return {  # one source per family: a change in one count redoes that family only
+        "by_model_state": [by_model_state],
+        "by_authorization": [(by_authorization, present)],
+        "by_site": [by_site],
+        "by_control": [(by_control, present)],
         "groups": [(g, group_size(g)) for g in (groups.rows if groups else ())],
     }
 
 
-_Fleet = tuple[Mapping[tuple[str, str], int], Mapping[str, int], bool]
-
-
-def _fleet(item: _Fleet) -> list[Any]:
-    by_model_state, _, _ = item
+def _fleet(by_model_state: Mapping[tuple[str, str], int]) -> list[Any]:
     models = sorted({model for model, _ in by_model_state})
     return [
         ((model, state), by_model_state.get((model, state), 0))
@@ -84,18 +87,14 @@ def _fleet(item: _Fleet) -> list[Any]:
     ]
 
 
-def _by_authorization(item: _Fleet) -> list[Any]:
-    _, by_authorization, present = item
+def _by_authorization(item: tuple[Mapping[str, int], bool]) -> list[Any]:
+    by_authorization, present = item
     if not present:
         return []
     return [((s,), by_authorization.get(s, 0)) for s in DEVICE_AUTHORIZATION_STATES]
 
 
-_Sites = tuple[Mapping[tuple[str, ...], int], Mapping[str, int], bool]
-
-
-def _by_site(item: _Sites) -> list[Any]:
-    by_site, _, _ = item
+def _by_site(by_site: Mapping[tuple[str, ...], int]) -> list[Any]:
     present = sorted({key[:2] for key in by_site})
     return [
         ((site, model, state), by_site.get((site, model, state), 0))
@@ -104,8 +103,8 @@ def _by_site(item: _Sites) -> list[Any]:
     ]
 
 
-def _by_control_mode(item: _Sites) -> list[Any]:
-    _, by_control, present = item
+def _by_control_mode(item: tuple[Mapping[str, int], bool]) -> list[Any]:
+    by_control, present = item
     return [((m,), by_control.get(m, 0)) for m in CONTROL_MODES] if present else []
 
 
@@ -125,32 +124,39 @@ def _specs(ctx: RenderContext) -> list[FamilySpec]:
             (*_DEVICE, "name", "unit_address", "serial_number", "mac_address", "model",
              "device_type", "firmware_version", "site", "region"),
             "devices", info,
+            reads=_reads("unit_address", "serial_number", "mac_address", "model", "device_type",
+                         "firmware_version", "site", "region"),
         ),
         FamilySpec(
             "dms_device_connection_state", "stateset",
             "Connection state of each device to the DMS.", "devices", _DEVICE, "devices",
             lambda d: [(key(d), d.connection_state)], CONNECTION_STATES,
+            reads=_reads("connection_state"),
         ),
         FamilySpec(
             "dms_device_control_mode", "stateset",
             "Who controls each device: the DMS or its local front panel.", "devices", _DEVICE,
             "devices", lambda d: [(key(d), d.control_mode)], CONTROL_MODES,
+            reads=_reads("control_mode"),
         ),
         FamilySpec(
             "dms_device_authorization_state", "stateset",
             "Authorization state of each device as the DMS reports it.", "devices", _DEVICE,
             "devices", lambda d: [(key(d), d.authorization_state)], DEVICE_AUTHORIZATION_STATES,
+            reads=_reads("authorization_state"),
         ),
         FamilySpec(
             "dms_device_last_contact_timestamp_seconds", "gauge",
             "Unix time the DMS last heard from each device; absent if never.", "devices",
             _DEVICE, "devices",
             lambda d: [(key(d), d.last_contact)] if d.last_contact is not None else [],
+            reads=_reads("last_contact"),
         ),
         FamilySpec(
             "dms_device_group_member", "gauge", "Group membership of each device (value 1).",
             "devices", (*_DEVICE, "group_id"), "devices",
             lambda d: [((*key(d), g), 1) for g in d.group_ids],
+            reads=_reads("group_ids"),
         ),
         *_SPECS,
     ]  # fmt: skip
@@ -160,22 +166,22 @@ _SPECS = (
     FamilySpec(
         "dms_devices", "gauge",
         "Devices by model and connection state; every state of every model present.",
-        "devices", ("model", "connection_state"), "fleet", _fleet,
+        "devices", ("model", "connection_state"), "by_model_state", _fleet,
     ),
     FamilySpec(
         "dms_devices_by_authorization_state", "gauge",
         "Devices by authorization state; every state, 0 included.", "devices",
-        ("authorization_state",), "fleet", _by_authorization,
+        ("authorization_state",), "by_authorization", _by_authorization,
     ),
     FamilySpec(
         "dms_devices_by_site", "gauge",
         "Devices by site, model and connection state; every state of every site and model"
-        " present.", "devices", ("site", "model", "connection_state"), "sites", _by_site,
+        " present.", "devices", ("site", "model", "connection_state"), "by_site", _by_site,
     ),
     FamilySpec(
         "dms_devices_by_control_mode", "gauge",
         "Devices by control mode (DMS or local front panel); every mode, 0 included.",
-        "devices", ("control_mode",), "sites", _by_control_mode,
+        "devices", ("control_mode",), "by_control", _by_control_mode,
     ),
     FamilySpec(
         "dms_group", "info", "Each device group: name and parent group id (value 1).", "groups",
@@ -203,6 +209,9 @@ GROUP = GroupSpec(
     tallied="devices",
     tally=_tally,
     derived=_derived,
+    tally_reads=frozenset(
+        {"model", "connection_state", "authorization_state", "site", "control_mode", "group_ids"}
+    ),
 )
 
 
