@@ -173,7 +173,8 @@ def reuse_unchanged(old: Table | None, rows: tuple[Row, ...]) -> tuple[tuple[Row
         return rows, True
     old_rows = old.rows
     kept = [
-        previous if previous == row else row for previous, row in zip(old_rows, rows, strict=False)
+        previous if previous is row or previous == row else row
+        for previous, row in zip(old_rows, rows, strict=False)
     ]
     kept += rows[len(kept) :]
     changed = len(rows) != len(old_rows) or any(map(operator.is_not, kept, old_rows))

@@ -162,23 +162,8 @@ class EndpointPoller:
         name = self.settings.name
         started = time.perf_counter()
         try:
-            loop = asyncio.get_running_loop()
-            settings = self.settings
-            parser = Parser(name, settings.fields, values=settings.values,
-                            constants=settings.constants)  # fmt: skip
-
-            async def on_page(items: list[Any]) -> None:
-                # page by page, in a worker thread: the JSON of a big endpoint is never held
-                # whole, so its peak does not become the process's resident size
-                await loop.run_in_executor(None, parser.feed, items)
-
-            payload = await self._client.fetch(settings, on_page)
-            now = self._clock()
-            old = self._store.tables[name]
-            first_seen = self._store.alarm_first_seen
-            table, parsed, changed, first_seen = await loop.run_in_executor(
-                None, self._prepare, parser, payload, now, old, first_seen
-            )
+            held = self._store.tables[name]
+            table, parsed, changed, first_seen = await self._fetch_and_parse(held)
             quality = Quality.of(parsed)
             self._check(quality, parsed)
             duration = time.perf_counter() - started
@@ -211,6 +196,30 @@ class EndpointPoller:
             return self._store.status(name)
         self._failing = False  # the store logs the recovery
         return self._store.status(name)
+
+    async def _fetch_and_parse(
+        self, held: Table | None
+    ) -> tuple[Table, Parsed, bool, Mapping[str, float]]:
+        """Fetch the endpoint and parse it page by page (rows equal to ``held``'s are kept as
+        its objects); see ``_prepare`` for the rest."""
+        loop = asyncio.get_running_loop()
+        settings, name = self.settings, self.settings.name
+        parser = Parser(name, settings.fields, values=settings.values,
+                        constants=settings.constants,
+                        previous=held.rows if held is not None else ())  # fmt: skip
+
+        async def on_page(items: list[Any]) -> None:
+            # page by page, in a worker thread: the JSON of a big endpoint is never held
+            # whole, so its peak does not become the process's resident size
+            await loop.run_in_executor(None, parser.feed, items)
+
+        payload = await self._client.fetch(settings, on_page)
+        now = self._clock()
+        old = self._store.tables[name]
+        first_seen = self._store.alarm_first_seen
+        return await loop.run_in_executor(
+            None, self._prepare, parser, payload, now, old, first_seen
+        )
 
     def _prepare(
         self,

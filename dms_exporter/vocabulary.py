@@ -15,9 +15,12 @@ of the wrong overall shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain, compress, repeat, zip_longest
+from operator import attrgetter, eq
 from typing import Any
 
 from . import model
@@ -301,9 +304,10 @@ def enum_key(word: str) -> str:
 
 def _enum(
     values: tuple[str, ...], words: Mapping[str, str], issues: list[int], i: int
-) -> Callable[[Any], str]:
-    """A converter from the DMS's spelling to ``values``; ``words`` maps a DMS's own words to
-    documented ones. A miss counts in ``issues[i]``; exact spellings are looked up first."""
+) -> tuple[Callable[[Any], str], Mapping[str, str]]:
+    """A converter from the DMS's spelling to ``values``, and its table of exact spellings
+    (looked up first); ``words`` maps a DMS's own words to documented ones. A miss counts in
+    ``issues[i]``."""
     known = {v: v for v in values if v != model.OTHER}
     by_key = {enum_key(v): v for v in known}
     for word, meant in words.items():
@@ -322,7 +326,7 @@ def _enum(
             return model.OTHER
         return found
 
-    return convert
+    return convert, known
 
 
 def _sharing(convert: Callable[[Any], Any], shared: dict[Any, Any]) -> Callable[[Any], Any]:
@@ -340,15 +344,7 @@ def enum_converter(endpoint: str, name: str, words: Mapping[str, str]) -> Callab
     """How ``parse`` reads the enum field ``name`` of ``endpoint`` with the value map ``words``:
     a known value, or ``model.OTHER`` (for ``--probe``)."""
     kind = dict(_PLANS[endpoint][1])[name]
-    return _enum(kind, words, [0], 0)
-
-
-def _constant(value: str) -> Callable[[Any], str]:
-    """A converter that ignores the DMS's value."""
-    return lambda _v: value
-
-
-_Step = tuple[str, tuple[str, ...] | None, Callable[[Any], Any], frozenset[type] | None, int]
+    return _enum(kind, words, [0], 0)[0]
 
 
 def parse(
@@ -376,10 +372,138 @@ def parse(
     return parser.result()
 
 
+_NONE = type(None)
+_STR_OR_NONE = frozenset({str, _NONE})
+_MISSING = object()
+
+#: Converts one column: the values of one field in every item of a page, and the set of their
+#: types (computed once per column); returns the converted values, in order.
+_ColumnConverter = Callable[[list[Any], set[type]], list[Any]]
+_Step = tuple[str, tuple[str, ...] | None, _ColumnConverter, frozenset[type] | None, int]
+
+
+def _as_is(texts: Iterable[str]) -> bool:
+    """Whether ``_utf8`` returns each of ``texts`` unchanged (equal): all are strings and none
+    holds a lone surrogate (which UTF-8 cannot encode)."""
+    try:
+        "".join(texts).encode("utf-8")
+    except (TypeError, UnicodeEncodeError):
+        return False
+    return True
+
+
+def _per_value(convert: Callable[[Any], Any]) -> _ColumnConverter:
+    """The column converter that converts value by value: the reference for the others, which
+    take shortcuts only where they give the same result."""
+    return lambda col, _kinds: list(map(convert, col))
+
+
+def _strings(convert: Callable[[Any], Any], shared: dict[Any, Any]) -> _ColumnConverter:
+    """Text or ids, shared: strings as they are (``_utf8`` would return an equal one); empty
+    and missing values, and any column of other values, through ``convert``."""
+    share = _sharing(convert, shared)
+    setdefault, slow = shared.setdefault, _per_value(share)
+
+    def column(col: list[Any], kinds: set[type]) -> list[Any]:
+        if not kinds <= _STR_OR_NONE or not _as_is(filter(None, col)):
+            return slow(col, kinds)
+        out = list(map(setdefault, col, col))
+        if not all(out):  # "" or None: text makes both "", an id None
+            out = [v if v else share(v) for v in out]
+        return out
+
+    return column
+
+
+def _id_lists(shared: dict[Any, Any]) -> _ColumnConverter:
+    """Lists of ids, shared: lists of distinct non-empty strings become tuples as they are."""
+    setdefault, slow = shared.setdefault, _per_value(_sharing(_ids, shared))
+
+    def column(col: list[Any], kinds: set[type]) -> list[Any]:
+        if kinds != {list}:
+            return slow(col, kinds)
+        every = list(chain.from_iterable(col))
+        if not all(every) or not _as_is(every):  # an empty or non-string id
+            return slow(col, kinds)
+        tuples = list(map(tuple, col))
+        if list(map(len, tuples)) != list(map(len, map(set, tuples))):  # a repeated id
+            return slow(col, kinds)
+        return list(map(setdefault, tuples, tuples))
+
+    return column
+
+
+def _times() -> _ColumnConverter:
+    """Times: a text's value is looked up in the times already read in this parse (a fleet
+    shares few distinct times), so each distinct text is parsed once."""
+    cache: dict[str | None, float | None] = {}
+    get, slow = cache.get, _per_value(parse_time)
+
+    def column(col: list[Any], kinds: set[type]) -> list[Any]:
+        if not kinds <= _STR_OR_NONE:
+            return slow(col, kinds)
+        out = list(map(get, col, repeat(_MISSING)))
+        if _MISSING in out:
+            for j, v in enumerate(out):
+                if v is _MISSING:
+                    out[j] = cache[col[j]] = parse_time(col[j])
+        return out
+
+    return column
+
+
+def _enums(convert: Callable[[Any], str], known: Mapping[str, str]) -> _ColumnConverter:
+    """Enum words: exact spellings looked up all at once, the rest through ``convert`` (which
+    counts the misses)."""
+    get, slow = known.get, _per_value(convert)
+
+    def column(col: list[Any], kinds: set[type]) -> list[Any]:
+        if not kinds <= _STR_OR_NONE:
+            return slow(col, kinds)
+        out = list(map(get, col))
+        if None in out:
+            out = [convert(col[j]) if v is None else v for j, v in enumerate(out)]
+        return out
+
+    return column
+
+
+def _booleans(col: list[Any], kinds: set[type]) -> list[Any]:
+    return col if kinds == {bool} else list(map(_bool, col))
+
+
+def _constant(value: str) -> _ColumnConverter:
+    """A converter that ignores the DMS's value."""
+    return lambda col, _kinds: [value] * len(col)
+
+
+def _column_converter(
+    kind: Any, words: Mapping[str, str], shared: dict[Any, Any], issues: list[int], i: int
+) -> _ColumnConverter:
+    """How a column of field ``i`` of this ``kind`` is converted (``words``: its value map);
+    text, ids and id lists share their values through ``shared``."""
+    if isinstance(kind, tuple):
+        return _enums(*_enum(kind, words, issues, i))
+    makers: dict[str, Callable[[], _ColumnConverter]] = {
+        _ID: lambda: _strings(_id, shared),
+        _TEXT: lambda: _strings(_text, shared),
+        _IDS: lambda: _id_lists(shared),
+        _TIME: _times,
+        _BOOL: lambda: _booleans,
+    }
+    maker = makers.get(kind)
+    return maker() if maker is not None else _per_value(_CONVERTERS[kind])
+
+
 class Parser:
     """``parse`` a page at a time: ``feed`` each page's items as it arrives (its JSON can then be
     freed, so a big endpoint never holds all its JSON at once), then ``result``. Rows repeated
-    across pages are dropped as within one."""
+    across pages are dropped as within one.
+
+    A page is converted a field at a time (a column of values, one per item), so that what
+    repeats per value runs inside ``map``, ``set`` and dict lookups instead of a Python call
+    per value: a column of plain values (ASCII text, known enum words, booleans) takes a
+    shortcut, any other goes value by value through the same converters as before."""
 
     def __init__(
         self,
@@ -388,9 +512,13 @@ class Parser:
         *,
         values: Mapping[str, Mapping[str, str]] | None = None,
         constants: Mapping[str, str] | None = None,
+        previous: Sequence[Any] = (),
     ) -> None:
+        """``previous``: the rows of the table held, reused where a row's values are equal."""
         self.endpoint = endpoint
         self._row_type, specs = _PLANS[endpoint]
+        self._previous = previous
+        self._values_of = attrgetter(*(f.name for f in dataclasses.fields(self._row_type)))
         self._specs = specs
         values = values or {}
         constants = constants or {}
@@ -403,13 +531,10 @@ class Parser:
             if canonical in constants:
                 plan.append((first, None, _constant(constants[canonical]), None, i))
                 continue
-            if isinstance(kind, tuple):
-                convert = _enum(kind, values.get(canonical, {}), self._issues, i)
-                types: frozenset[type] | None = None  # the converter counts its own misses
-            else:
-                convert, types = _CONVERTERS[kind], _JSON_TYPES[kind]
-            if kind in (_ID, _TEXT, _IDS):
-                convert = _sharing(convert, shared)
+            # an enum's converter counts its own misses
+            types = None if isinstance(kind, tuple) else _JSON_TYPES[kind]
+            words = values.get(canonical, {})
+            convert = _column_converter(kind, words, shared, self._issues, i)
             plan.append((first, tuple(rest) or None, convert, types, i))
             n_ids += kind == _ID
         self._n_ids = n_ids
@@ -438,25 +563,67 @@ class Parser:
 
     def feed(self, items: list[Any]) -> None:
         """Convert one page of items into rows."""
-        issues, n_ids, key_size, seen = self._issues, self._n_ids, self._key_size, self._seen
-        id_plan, value_plan, row_type = self._id_plan, self._value_plan, self._row_type
-        rows = self._rows
         self._items += len(items)
-        for item in items:
-            if not isinstance(item, dict):
-                self._skipped += 1
+        if not all(map(isinstance, items, repeat(dict))):
+            given = len(items)
+            items = [item for item in items if isinstance(item, dict)]
+            self._skipped += given - len(items)
+        ids = [self._column(step, items) for step in self._id_plan]
+        if any(None in col for col in ids):  # rows without their id are skipped unread
+            usable = [None not in key for key in zip(*ids, strict=True)]
+            self._skipped += usable.count(False)
+            items = list(compress(items, usable))
+            ids = [list(compress(col, usable)) for col in ids]
+        columns = ids + [self._column(step, items) for step in self._value_plan]
+        fresh = list(zip(*columns, strict=True))  # each row's values, in field order
+        key_columns = columns[: self._n_ids] + columns[self._n_ids : self._key_size][-1:]
+        keys = list(zip(*key_columns, strict=True)) if key_columns else [()] * len(items)
+        seen = self._seen
+        if len(set(keys)) == len(keys) and seen.isdisjoint(keys):
+            seen.update(keys)
+        else:
+            new = []
+            for key in keys:  # a repeated row: the first one counts
+                new.append(key not in seen)
+                seen.add(key)
+            self._skipped += new.count(False)
+            fresh = list(compress(fresh, new))
+        self._add_rows(fresh)
+
+    def _add_rows(self, fresh: list[tuple[Any, ...]]) -> None:
+        """Append a row per tuple of values: the previous poll's row at the same place when its
+        values are equal (the renderer then sees it unchanged by identity), else a new one.
+        Comparing values before making a row spares making and freeing a row per unchanged
+        item, which also keeps them from piling up for the garbage collector."""
+        rows, make = self._rows, self._row_type
+        start = len(rows)
+        previous = self._previous[start : start + len(fresh)]
+        same = list(map(eq, map(self._values_of, previous), fresh))
+        if all(same) and len(previous) == len(fresh):
+            rows.extend(previous)
+            return
+        rows.extend(
+            old if equal else make(*values)
+            for old, equal, values in zip_longest(previous, same, fresh)
+        )
+
+    def _column(self, step: _Step, items: list[dict[str, Any]]) -> list[Any]:
+        """The converted values of one plan step in every item; a value of an undocumented JSON
+        type counts in the issues (converted all the same where it can be)."""
+        key, rest, convert, types, i = step
+        col: list[Any] = list(map(dict.get, items, repeat(key)))
+        for part in rest or ():
+            kinds = set(map(type, col))
+            if kinds <= {dict}:
+                col = list(map(dict.get, col, repeat(part)))
                 continue
-            row = [_get(item, step, issues) for step in id_plan]
-            if None in row:
-                self._skipped += 1
-                continue
-            row += [_get(item, step, issues) for step in value_plan]
-            row_key = tuple(row[:n_ids]) + tuple(row[n_ids:key_size][-1:])
-            if row_key in seen:
-                self._skipped += 1
-                continue
-            seen.add(row_key)
-            rows.append(row_type(*row))
+            # a parent that is not an object: this value has no place
+            self._issues[i] += sum(v is not None and not isinstance(v, dict) for v in col)
+            col = [v.get(part) if isinstance(v, dict) else None for v in col]
+        kinds = set(map(type, col))
+        if types is not None and not kinds - {_NONE} <= types:
+            self._issues[i] += sum(v is not None and v.__class__ not in types for v in col)
+        return convert(col, kinds)
 
     def result(self) -> Parsed:
         """The rows and counts of everything fed."""
@@ -472,24 +639,6 @@ class Parser:
             items=self._items,
             issues=by_field,
         )
-
-
-def _get(item: dict[str, Any], step: _Step, issues: list[int]) -> Any:
-    """The converted value of one plan step in ``item``; a value of an undocumented JSON type
-    counts in ``issues`` (converted all the same where it can be)."""
-    key, rest, convert, types, i = step
-    v = item.get(key)
-    if rest is not None:
-        for part in rest:
-            if not isinstance(v, dict):
-                if v is not None:  # a parent that is not an object: this value has no place
-                    issues[i] += 1
-                    v = None
-                break
-            v = v.get(part)
-    if types is not None and v is not None and v.__class__ not in types:
-        issues[i] += 1
-    return convert(v)
 
 
 def _shape_error(endpoint: str, expected: str, payload: Any) -> DmsPayloadError:

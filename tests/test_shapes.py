@@ -3,11 +3,13 @@ style, and the exporter, told the shape in its config, exports exactly the simul
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import pytest
 from conftest import exporter_config, samples, scrape, value
 
+from dms_exporter.exporter import Exporter
 from dms_exporter.simulator import start_simulator
 from dms_exporter.simulator.shapes import ListShape, LoginShape
 
@@ -194,3 +196,33 @@ async def test_a_first_poll_is_applied_whatever_it_holds(start_exporter) -> None
     assert value(body, "dms_exporter_endpoint_up", endpoint="devices") == 1
     assert value(body, "dms_devices_by_authorization_state", authorization_state="other") == 10
     assert value(body, "dms_exporter_endpoint_unknown_values_total", endpoint="devices") >= 30
+
+
+@pytest.mark.parametrize("shape", ["default", "drf", "cursor", "bare"])
+async def test_a_poll_keeps_unchanged_rows_and_takes_every_change(shape: str) -> None:
+    """Rows whose values did not change stay the very objects the store holds (the renderer
+    skips them by identity), whatever the paging; a changed field, on any page, is taken."""
+    async with start_simulator(devices=30, seed=5, frozen=True, list_shape=shape) as sim:
+        config = exporter_config(sim, dms=dms_keys(sim, LIST_STYLES[shape]))
+        exporter = Exporter(config)
+        await exporter.start()
+        try:
+            await exporter.refresh("devices")
+            first = exporter.store.tables["devices"].rows
+            await exporter.refresh("devices")
+            again = exporter.store.tables["devices"].rows
+            assert len(again) == 30 and all(map(operator.is_, first, again))
+
+            changed = {"dev-000002": "OFFLINE", "dev-000029": "UNKNOWN"}  # pages 1 and 5
+            for device_id, state in changed.items():
+                sim.set_device(device_id, connectionState=state, name="Zürich Süd")
+            await exporter.refresh("devices")
+            rows = exporter.store.tables["devices"].rows
+        finally:
+            await exporter.stop()
+    for old, row in zip(first, rows, strict=True):
+        if row.id in changed:
+            assert (row.connection_state, row.name) == (changed[row.id].lower(), "Zürich Süd")
+            assert row is not old
+        else:
+            assert row is old

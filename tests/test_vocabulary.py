@@ -379,3 +379,36 @@ def test_ids_are_only_strings_or_integers(bad_id: Any) -> None:
     parsed = parse("devices", [device(id=bad_id), device(id=10007)], {}, now=NOW)
     assert [r.id for r in parsed.rows] == ["10007"]
     assert parsed.skipped == 1
+
+
+def test_a_page_reads_as_its_items_one_by_one() -> None:
+    """A page is converted a field at a time, with shortcuts for plain columns: one odd value
+    in a page (another type, a lone surrogate, a repeated group, an unknown word, a missing id,
+    a repeated row) changes that item's row and counts only, as if each item came alone."""
+    odd = [
+        device(id="dev-1"),
+        device(id="dev-2", name="Zürich Süd", groupIds=["g-1", "g-1"]),
+        device(id="dev-3", name=7, connectionState="sideways", location="Denver"),
+        device(id="dev-4", serialNumber="bad \ud800", lastContact=1780315182250),
+        device(id="", macAddress=["x"]),
+        device(id=5, groupIds=["g-1", 2], authorizationState=None),
+        device(id="dev-1", name="a repeat"),
+        "not an object",
+        device(id="dev-6", controlMode="Local", lastContact=None, deviceType=True),
+    ]
+    whole = parse("devices", odd, {}, now=NOW)
+    alone = [parse("devices", [item], {}, now=NOW) for item in odd]
+    expected = [row for p in alone for row in p.rows]
+    del expected[[row.name for row in expected].index("a repeat")]  # dev-1 came first
+    assert whole.rows == tuple(expected)
+    assert whole.skipped == sum(p.skipped for p in alone) + 1  # the repeated dev-1
+    assert whole.unknown_values == sum(p.unknown_values for p in alone)
+    assert whole.issues == {
+        name: sum(p.issues.get(name, 0) for p in alone) for name in whole.issues
+    }
+    by_id = {row.id: row for row in whole.rows}
+    assert by_id["dev-2"].name == "Zürich Süd" and by_id["dev-2"].group_ids == ("g-1",)
+    assert (by_id["dev-3"].name, by_id["dev-3"].connection_state) == ("7", "other")
+    assert by_id["dev-4"].serial_number == "bad ?"  # UTF-8 cannot carry a lone surrogate
+    assert by_id["5"].group_ids == ("g-1", "2")
+    assert by_id["dev-6"].control_mode == "local"
