@@ -11,6 +11,7 @@ poll in flight, and within ``min_gap`` of the last poll it answers the current s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import heap
 from .config import EndpointSettings
 from .dms import DmsClient
 from .errors import DmsApiError, DmsPayloadError, DmsSuspectError, DmsUnavailableError
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 #: Each interval is multiplied by a random factor in [1 - JITTER, 1 + JITTER], so endpoints
 #: with the same interval do not hit the DMS in lockstep.
 JITTER = 0.05
+#: A poll of an endpoint whose table holds at least this many rows runs with the cyclic garbage
+#: collector paused (``heap.collector_paused``); below it, collections are cheap anyway.
+PAUSE_COLLECTOR_ROWS = 10_000
 
 
 class RefreshTooSoonError(Exception):
@@ -163,7 +168,9 @@ class EndpointPoller:
         started = time.perf_counter()
         try:
             held = self._store.tables[name]
-            table, parsed, changed, first_seen = await self._fetch_and_parse(held)
+            big = held is not None and len(held.rows) >= PAUSE_COLLECTOR_ROWS
+            with heap.collector_paused() if big else contextlib.nullcontext():
+                table, parsed, changed, first_seen = await self._fetch_and_parse(held)
             quality = Quality.of(parsed)
             self._check(quality, parsed)
             duration = time.perf_counter() - started

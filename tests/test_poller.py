@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from conftest import exporter_config, samples, scrape
 
@@ -150,3 +151,38 @@ async def test_concurrent_refreshes_join_the_poll_in_flight(simulator, start_exp
     assert [r.status for r in responses] == [200] * 5  # one poll, the others joined it
     assert simulator.request_counts["alarms"] == 1
     assert (await client.post("/-/refresh/alarms")).status == 429  # and now the gap holds
+
+
+async def test_big_polls_pause_the_collector_and_always_restore_it(
+    simulator, start_exporter, monkeypatch
+):
+    """A big poll runs with the cyclic garbage collector off (it only costs CPU there); after
+    it, applied or failed, and with polls overlapping, the collector is on again."""
+    from dms_exporter import heap, poller
+
+    monkeypatch.setattr(poller, "PAUSE_COLLECTOR_ROWS", 1)  # every endpoint is big here
+    paused = []
+    real_feed = poller.Parser.feed
+
+    def feed(self, items):
+        paused.append(not gc.isenabled())
+        return real_feed(self, items)
+
+    monkeypatch.setattr(poller.Parser, "feed", feed)
+    client = await start_exporter(exporter_config(simulator))
+    assert gc.isenabled()
+    paused.clear()
+    simulator.set_device("dev-000001", connectionState="OFFLINE")
+    refreshes = [client.post(f"/-/refresh/{name}") for name in ("devices", "alarms", "groups")]
+    assert [r.status for r in await asyncio.gather(*refreshes)] == [200, 200, 200]
+    assert paused and all(paused) and gc.isenabled()
+    simulator.add_fault(endpoint="devices", kind="status", status=500, count=1)
+    assert (await client.post("/-/refresh/devices")).status == 502
+    assert gc.isenabled()
+    gc.disable()  # switched off by someone else: a pause does not switch it on
+    try:
+        with heap.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
