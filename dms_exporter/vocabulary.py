@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, compress, repeat, zip_longest
-from operator import attrgetter, eq
+from operator import attrgetter, eq, itemgetter
 from typing import Any
 
 from . import model
@@ -329,17 +329,6 @@ def _enum(
     return convert, known
 
 
-def _sharing(convert: Callable[[Any], Any], shared: dict[Any, Any]) -> Callable[[Any], Any]:
-    """``convert`` returning the first equal object it returned, so that rows share repeated
-    values (a model name, a service id, a group list) instead of each holding a copy."""
-
-    def share(v: Any) -> Any:
-        value = convert(v)
-        return shared.setdefault(value, value)
-
-    return share
-
-
 def enum_converter(endpoint: str, name: str, words: Mapping[str, str]) -> Callable[[Any], str]:
     """How ``parse`` reads the enum field ``name`` of ``endpoint`` with the value map ``words``:
     a known value, or ``model.OTHER`` (for ``--probe``)."""
@@ -398,39 +387,30 @@ def _per_value(convert: Callable[[Any], Any]) -> _ColumnConverter:
     return lambda col, _kinds: list(map(convert, col))
 
 
-def _strings(convert: Callable[[Any], Any], shared: dict[Any, Any]) -> _ColumnConverter:
-    """Text or ids, shared: strings as they are (``_utf8`` would return an equal one); empty
-    and missing values, and any column of other values, through ``convert``."""
-    share = _sharing(convert, shared)
-    setdefault, slow = shared.setdefault, _per_value(share)
+def _strings(convert: Callable[[Any], Any]) -> _ColumnConverter:
+    """Text or ids: strings as they are (``_utf8`` would return an equal one); empty and
+    missing values, and any column of other values, through ``convert``."""
+    slow = _per_value(convert)
 
     def column(col: list[Any], kinds: set[type]) -> list[Any]:
         if not kinds <= _STR_OR_NONE or not _as_is(filter(None, col)):
             return slow(col, kinds)
-        out = list(map(setdefault, col, col))
-        if not all(out):  # "" or None: text makes both "", an id None
-            out = [v if v else share(v) for v in out]
-        return out
+        if not all(col):  # "" or None: text makes both "", an id None
+            return [v if v else convert(v) for v in col]
+        return col
 
     return column
 
 
-def _id_lists(shared: dict[Any, Any]) -> _ColumnConverter:
-    """Lists of ids, shared: lists of distinct non-empty strings become tuples as they are."""
-    setdefault, slow = shared.setdefault, _per_value(_sharing(_ids, shared))
-
-    def column(col: list[Any], kinds: set[type]) -> list[Any]:
-        if kinds != {list}:
-            return slow(col, kinds)
+def _id_lists(col: list[Any], kinds: set[type]) -> list[Any]:
+    """Lists of ids: lists of distinct non-empty strings become tuples as they are."""
+    if kinds == {list}:
         every = list(chain.from_iterable(col))
-        if not all(every) or not _as_is(every):  # an empty or non-string id
-            return slow(col, kinds)
-        tuples = list(map(tuple, col))
-        if list(map(len, tuples)) != list(map(len, map(set, tuples))):  # a repeated id
-            return slow(col, kinds)
-        return list(map(setdefault, tuples, tuples))
-
-    return column
+        if all(every) and _as_is(every):  # no empty or non-string id
+            tuples = list(map(tuple, col))
+            if list(map(len, tuples)) == list(map(len, map(set, tuples))):  # none repeated
+                return tuples
+    return list(map(_ids, col))
 
 
 def _times() -> _ColumnConverter:
@@ -478,16 +458,15 @@ def _constant(value: str) -> _ColumnConverter:
 
 
 def _column_converter(
-    kind: Any, words: Mapping[str, str], shared: dict[Any, Any], issues: list[int], i: int
+    kind: Any, words: Mapping[str, str], issues: list[int], i: int
 ) -> _ColumnConverter:
-    """How a column of field ``i`` of this ``kind`` is converted (``words``: its value map);
-    text, ids and id lists share their values through ``shared``."""
+    """How a column of field ``i`` of this ``kind`` is converted (``words``: its value map)."""
     if isinstance(kind, tuple):
         return _enums(*_enum(kind, words, issues, i))
     makers: dict[str, Callable[[], _ColumnConverter]] = {
-        _ID: lambda: _strings(_id, shared),
-        _TEXT: lambda: _strings(_text, shared),
-        _IDS: lambda: _id_lists(shared),
+        _ID: lambda: _strings(_id),
+        _TEXT: lambda: _strings(_text),
+        _IDS: lambda: _id_lists,
         _TIME: _times,
         _BOOL: lambda: _booleans,
     }
@@ -525,7 +504,6 @@ class Parser:
         self._issues = [0] * len(specs)
         plan: list[_Step] = []
         n_ids = 0
-        shared: dict[Any, Any] = {}  # one object per distinct text value, id or id list
         for i, (canonical, kind) in enumerate(specs):
             first, *rest = fields.get(canonical, canonical).split(".")
             if canonical in constants:
@@ -534,11 +512,15 @@ class Parser:
             # an enum's converter counts its own misses
             types = None if isinstance(kind, tuple) else _JSON_TYPES[kind]
             words = values.get(canonical, {})
-            convert = _column_converter(kind, words, shared, self._issues, i)
+            convert = _column_converter(kind, words, self._issues, i)
             plan.append((first, tuple(rest) or None, convert, types, i))
             n_ids += kind == _ID
         self._n_ids = n_ids
         self._id_plan, self._value_plan = plan[:n_ids], plan[n_ids:]
+        # new rows share their repeated values (a model name, a service id, a group list):
+        # one object per distinct text, id or id list
+        self._shared: dict[Any, Any] = {}
+        self._shareable = tuple(kind in (_ID, _TEXT, _IDS) for _, kind in specs)
         # A repeated id would repeat a series and make Prometheus reject the whole scrape. Two
         # authorization rows of one device and service may differ in source, so source joins
         # their key; a row repeated across pages is still counted once.
@@ -575,7 +557,6 @@ class Parser:
             items = list(compress(items, usable))
             ids = [list(compress(col, usable)) for col in ids]
         columns = ids + [self._column(step, items) for step in self._value_plan]
-        fresh = list(zip(*columns, strict=True))  # each row's values, in field order
         key_columns = columns[: self._n_ids] + columns[self._n_ids : self._key_size][-1:]
         keys = list(zip(*key_columns, strict=True)) if key_columns else [()] * len(items)
         seen = self._seen
@@ -587,25 +568,33 @@ class Parser:
                 new.append(key not in seen)
                 seen.add(key)
             self._skipped += new.count(False)
-            fresh = list(compress(fresh, new))
-        self._add_rows(fresh)
+            columns = [list(compress(col, new)) for col in columns]
+        self._add_rows(columns)
 
-    def _add_rows(self, fresh: list[tuple[Any, ...]]) -> None:
-        """Append a row per tuple of values: the previous poll's row at the same place when its
-        values are equal (the renderer then sees it unchanged by identity), else a new one.
-        Comparing values before making a row spares making and freeing a row per unchanged
-        item, which also keeps them from piling up for the garbage collector."""
-        rows, make = self._rows, self._row_type
-        start = len(rows)
-        previous = self._previous[start : start + len(fresh)]
-        same = list(map(eq, map(self._values_of, previous), fresh))
-        if all(same) and len(previous) == len(fresh):
+    def _add_rows(self, columns: list[list[Any]]) -> None:
+        """Append a row per item of ``columns``: the previous poll's row at the same place when
+        its values are equal (the renderer then sees it unchanged by identity), else a new one.
+        Comparing values before making a row spares making, sharing and freeing a row per
+        unchanged item, which also keeps them from piling up for the garbage collector."""
+        rows = self._rows
+        start, count = len(rows), len(columns[0])
+        previous = self._previous[start : start + count]
+        same = list(map(eq, map(self._values_of, previous), zip(*columns, strict=True)))
+        if len(previous) == count and all(same):
             rows.extend(previous)
             return
-        rows.extend(
-            old if equal else make(*values)
-            for old, equal, values in zip_longest(previous, same, fresh)
-        )
+        same += [False] * (count - len(same))
+        changed = [j for j, equal in enumerate(same) if not equal]
+        if len(changed) < count:
+            pick = itemgetter(*changed, 0)  # the extra index keeps the result a tuple
+            columns = [pick(col)[:-1] for col in columns]
+        setdefault = self._shared.setdefault
+        columns = [
+            list(map(setdefault, col, col)) if share else col
+            for col, share in zip(columns, self._shareable, strict=True)
+        ]
+        made = map(self._row_type, *columns)
+        rows.extend(next(made) if not equal else old for old, equal in zip_longest(previous, same))
 
     def _column(self, step: _Step, items: list[dict[str, Any]]) -> list[Any]:
         """The converted values of one plan step in every item; a value of an undocumented JSON

@@ -4,6 +4,7 @@ raise."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from dms_exporter import model
 from dms_exporter.errors import DmsPayloadError
-from dms_exporter.vocabulary import KNOWN_FIELDS, Parsed, parse, parse_time
+from dms_exporter.vocabulary import KNOWN_FIELDS, Parsed, Parser, parse, parse_time
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dms"
 NOW = 1_780_315_200.0  # 2026-06-01T12:00:00Z
@@ -412,3 +413,21 @@ def test_a_page_reads_as_its_items_one_by_one() -> None:
     assert by_id["dev-4"].serial_number == "bad ?"  # UTF-8 cannot carry a lone surrogate
     assert by_id["5"].group_ids == ("g-1", "2")
     assert by_id["dev-6"].control_mode == "local"
+
+
+def test_rows_share_their_repeated_values() -> None:
+    """A fleet repeats models, sites, regions and group lists: each distinct one is held once
+    (the decoded JSON has a copy per device)."""
+    items = json.loads(json.dumps([device(id=f"dev-{k}") for k in range(3)]))
+    rows = parse("devices", items, {}, now=NOW).rows
+    for name in ("model", "site", "region", "group_ids", "firmware_version"):
+        first = getattr(rows[0], name)
+        assert all(getattr(row, name) is first for row in rows[1:]), name
+    # the next poll: the first device unchanged (kept), the other two made again, sharing
+    held = (rows[0], replace(rows[1], name="old"), replace(rows[2], name="old"))
+    parser = Parser("devices", {}, previous=held)
+    parser.feed(json.loads(json.dumps(items)))
+    again = parser.result().rows
+    assert again == rows and again[0] is held[0]
+    for name in ("model", "site", "region", "group_ids", "firmware_version"):
+        assert getattr(again[1], name) is getattr(again[2], name), name
