@@ -189,12 +189,20 @@ class CrcTree:
         crcs, sizes = levels[0]
         for index, (crc, size) in changes.items():
             crcs[index], sizes[index] = crc, size
-        dirty = set(changes)
+        dirty = sorted(changes)
+        combine = crc32_combine
         for depth in range(1, len(levels)):
-            below, (crcs, sizes) = levels[depth - 1], levels[depth]
-            dirty = {i // 2 for i in dirty}
-            for i in dirty:
-                crcs[i], sizes[i] = _pair(*below, 2 * i)
+            (below_crcs, below_sizes), (crcs, sizes) = levels[depth - 1], levels[depth]
+            last = len(below_crcs) - 1
+            dirty = sorted(set(map((2).__rfloordiv__, dirty)))
+            for i in dirty:  # inlined _pair: this loop is most of a small render's CRC work
+                left = 2 * i
+                crc, size = below_crcs[left], below_sizes[left]
+                if left < last and (right_size := below_sizes[left + 1]):
+                    right_crc = below_crcs[left + 1]
+                    crc = combine(crc, right_crc, right_size) if size else right_crc
+                    size += right_size
+                crcs[i], sizes[i] = crc, size
         tree._levels = levels
         return tree
 

@@ -166,7 +166,11 @@ def render_group(
         return replace(previous, tables=inputs)
     old_items = previous.items if previous is not None else {}
     items = {name: tuple(seq) for name, seq in spec.sources(tables, ctx).items()}
-    changes = {name: _changes(old_items.get(name), seq) for name, seq in items.items()}
+    rows = {id(table.rows) for table in inputs if table is not None}
+    changes = {
+        name: _changes(old_items.get(name), seq, remember=id(seq) in rows)
+        for name, seq in items.items()
+    }
     tally = None
     if spec.tally is not None and spec.derived is not None:
         tally = _tally(spec, items[spec.tallied], previous, changes[spec.tallied])
@@ -208,25 +212,34 @@ def _same_names(a: Table[Device] | None, b: Table[Device] | None) -> bool:
     """Both tables list the same device ids with the same names, in the same order."""
     if a is None or b is None or len(a.rows) != len(b.rows):
         return a is b
-    if _names_checked[0] is a and _names_checked[1] is b:
-        return bool(_names_checked[2])
-    moved = list(compress(range(len(a.rows)), map(operator.is_not, a.rows, b.rows)))
-    get = operator.attrgetter("id", "name")
-    same = list(map(get, map(a.rows.__getitem__, moved))) == list(
-        map(get, map(b.rows.__getitem__, moved))
-    )
-    _names_checked[:] = (a, b, same)  # the three groups that show names ask in turn
-    return same
+    changes = _changes(a.rows, b.rows, remember=True)
+    return changes is not None and not _indexes(changes, _ID_AND_NAME)
 
 
-_names_checked: list[Any] = [None, None, False]
+_ID_AND_NAME = frozenset({"id", "name"})
+#: The last changes found between two tables' rows, with those rows: the devices group finds
+#: them, then the three groups that show display names ask whether an id or a name changed.
+_remembered: list[tuple[Any, Any, Changes | None]] = [((), (), None)]
 
 
-def _changes(old: Sequence[Any] | None, new: Sequence[Any]) -> Changes | None:
+def _changes(
+    old: Sequence[Any] | None, new: Sequence[Any], *, remember: bool = False
+) -> Changes | None:
     """What changed from ``old`` to ``new``, position by position (None without ``old``:
-    everything is new). Rows of one kind are compared field by field, the rest as wholes."""
+    everything is new). Rows of one kind are compared field by field, the rest as wholes.
+    With ``remember``, the answer is kept for the same two sequences asked next."""
     if old is None:
         return None
+    last_old, last_new, last = _remembered[0]  # one read: renders run in threads
+    if last_old is old and last_new is new:
+        return last
+    changes = _find_changes(old, new)
+    if remember:
+        _remembered[0] = (old, new, changes)
+    return changes
+
+
+def _find_changes(old: Sequence[Any], new: Sequence[Any]) -> Changes:
     changes: dict[frozenset[str] | None, list[int]] = {}
     moved = list(compress(range(len(new)), map(operator.is_not, old, new)))
     kinds = set(map(type, map(new.__getitem__, moved))) | set(

@@ -4,9 +4,11 @@ redo only what changed (byte for byte the same as a render from scratch)."""
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from dms_exporter import model
 from dms_exporter.exposition import Family, render_openmetrics, render_text
 from dms_exporter.families import RenderContext
 from dms_exporter.families.health import health_families
+from dms_exporter.gzipstream import inflate
 from dms_exporter.render import (
     GROUPS,
     UNIT_ROWS,
@@ -302,6 +305,38 @@ def test_a_field_changed_alone_redoes_exactly_the_families_that_show_it(
         assert after[group].plain() == render_group(group, changed, ALL).plain(), group
         assert _redone(before, after, group) == _changed_text(tables, changed, group), group
     assert _changed_text(tables, changed, groups_for(endpoint)[0])  # every field shows somewhere
+
+
+def test_polls_that_change_a_few_items_here_and_there_give_the_bytes_of_a_full_render() -> None:
+    """Random rounds: a few devices and destinations changed in random fields, sometimes
+    several in one unit, at its edges, to values that give no line or more lines."""
+    rng = random.Random(1)
+    tables = fleet(5 * UNIT_ROWS + 3)
+    previous = renders(tables)
+    choices = {
+        "connection_state": ["online", "offline", "sideways"],
+        "last_contact": [None, NOW, NOW + 7.5],
+        "group_ids": [(), ("g-west",), ("g-west", "g-aff", "g-new")],
+        "name": ["IRD 1", 'Odd "name"', ""],
+        "status": ["ok", "error", "disabled", "weird"],
+        "enabled": [True, False],
+    }
+    for _ in range(40):
+        changed = dict(tables)
+        for endpoint in ("devices", "destinations"):
+            rows = list(changed[endpoint].rows)
+            fields = [f.name for f in dataclasses.fields(rows[0]) if f.name in choices]
+            for i in rng.sample(range(len(rows)), rng.choice([1, 2, 3, 9])):
+                field = rng.choice(fields)
+                rows[i] = dataclasses.replace(rows[i], **{field: rng.choice(choices[field])})
+            changed[endpoint] = model.Table(endpoint, tuple(rows), NOW)
+        tables, previous = changed, renders(changed, previous)
+        for group in GROUPS:
+            assert previous[group].plain() == render_group(group, tables, ALL).plain(), group
+            assert previous[group].series == render_group(group, tables, ALL).series, group
+            for family in previous[group].families:  # the CRC the gzip trailer will carry
+                lines = inflate(family.body)
+                assert family.crcs.total == (zlib.crc32(lines), len(lines)), family.name
 
 
 def test_a_renamed_device_redoes_its_block_in_the_groups_that_show_names() -> None:

@@ -155,7 +155,7 @@ class FamilySpec:
     endpoint: str
     labels: tuple[str, ...]
     source: str
-    samples: Callable[[Any], Iterable[Any]]
+    samples: Callable[[Any], Sequence[Any]]
     states: tuple[str, ...] = ()
     reads: frozenset[str] | None = None
 

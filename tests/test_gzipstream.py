@@ -1,0 +1,56 @@
+"""The gzip body's parts: segments that stand alone, and CRC-32s combined without the text."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import zlib
+
+import pytest
+
+from dms_exporter.gzipstream import (
+    GZIP_HEADER,
+    Compressor,
+    CrcTree,
+    _crc32_combine_python,
+    crc32_combine,
+    inflate,
+    trailer,
+)
+
+
+def test_segments_of_one_compressor_stand_alone_in_any_order() -> None:
+    compressor = Compressor()
+    texts = [f'dms_device_online{{device_id="dev-{i}"}} 1\n'.encode() * 3 for i in range(5)]
+    segments = [compressor.segment(text) for text in texts]
+    order = [4, 0, 3, 3, 1]  # a segment repeated, others dropped: each refers to nothing else
+    data = b"".join(segments[i].data for i in order)
+    assert inflate(data) == b"".join(texts[i] for i in order)
+    crc, size = zlib.crc32(b""), 0
+    for i in order:
+        crc, size = zlib.crc32(texts[i], crc), size + len(texts[i])
+    body = GZIP_HEADER + data + trailer(crc, size)
+    assert gzip.decompress(body) == b"".join(texts[i] for i in order)  # checks the CRC too
+
+
+@pytest.mark.parametrize("pieces", [1, 2, 3, 8, 1000])
+def test_a_crc_tree_follows_replaced_pieces(pieces: int) -> None:
+    rng = random.Random(pieces)
+    texts = [rng.randbytes(rng.choice([0, 1, 7, 300])) for _ in range(pieces)]
+    tree = CrcTree([(zlib.crc32(t), len(t)) for t in texts])
+    for _ in range(30):
+        changed = {rng.randrange(pieces): rng.randbytes(rng.choice([0, 2, 50])) for _ in range(3)}
+        for i, text in changed.items():
+            texts[i] = text
+        tree = tree.replaced({i: (zlib.crc32(t), len(t)) for i, t in changed.items()})
+        whole = b"".join(texts)
+        assert tree.total == (zlib.crc32(whole), len(whole))
+
+
+def test_the_libz_combine_and_the_python_one_agree() -> None:
+    rng = random.Random(7)
+    for _ in range(50):
+        a, b = rng.randbytes(rng.randrange(100)), rng.randbytes(rng.randrange(1, 5000))
+        expected = zlib.crc32(a + b)
+        assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == expected
+        assert _crc32_combine_python(zlib.crc32(a), zlib.crc32(b), len(b)) == expected
