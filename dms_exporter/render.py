@@ -74,6 +74,9 @@ GZIP_LEVEL = 1
 #: each family it changes; smaller units compress worse (each unit is compressed without its
 #: neighbours). Measured in bench/bench_render.py.
 UNIT_ROWS = 8
+#: Units formatted together (the templates are made once per batch; the text of one batch is
+#: held at a time).
+_BATCH_UNITS = 256
 
 #: What changed -> the indexes of the items where it did. What changed is the names of a row's
 #: fields, or None for anything (an item added, removed, or not a row).
@@ -363,17 +366,27 @@ def _render_family(
     else:
         name, text_name = old.name, old.text_name
         heads = (old.text_head, old.openmetrics_head)
-    texts = spec.unit_lines(ctx, [items[u * UNIT_ROWS : (u + 1) * UNIT_ROWS] for u in dirty])
     compressor = Compressor(GZIP_LEVEL)
-    segments = [compressor.segment(text.encode()) for text, _ in texts]
+    segments: list[Segment] = []
+    counts: list[int] = []
+    for start in range(0, len(dirty), _BATCH_UNITS):  # a batch's text at a time: a low peak
+        batch = spec.unit_lines(
+            ctx,
+            [
+                items[u * UNIT_ROWS : (u + 1) * UNIT_ROWS]
+                for u in dirty[start : start + _BATCH_UNITS]
+            ],
+        )
+        segments += [compressor.segment(text.encode()) for text, _ in batch]
+        counts += [count for _, count in batch]
     if old is None or changes is None:
         body = b"".join(segment.data for segment in segments)
         sizes = array("I", [len(segment.data) for segment in segments])
-        counts = array("I", [count for _, count in texts])
+        unit_counts = array("I", counts)
         crcs = CrcTree([(segment.crc, segment.size) for segment in segments])
     else:
-        body, sizes, counts, crcs = _spliced(old, units, dirty, segments, texts)
-    return FamilyOutput(name, text_name, heads[0], heads[1], body, sizes, crcs, counts)
+        body, sizes, unit_counts, crcs = _spliced(old, units, dirty, segments, counts)
+    return FamilyOutput(name, text_name, heads[0], heads[1], body, sizes, crcs, unit_counts)
 
 
 def _spliced(
@@ -381,7 +394,7 @@ def _spliced(
     units: int,
     dirty: Sequence[int],
     segments: Sequence[Segment],
-    texts: Sequence[tuple[str, int]],
+    new_counts: Sequence[int],
 ) -> tuple[bytes, array[int], array[int], CrcTree]:
     """``old``'s body, sizes, counts and CRCs with the ``dirty`` units replaced by
     ``segments`` (and cut or grown to ``units``); runs of kept units are copied in one piece."""
@@ -394,7 +407,7 @@ def _spliced(
         counts += grow
     pieces: list[bytes] = []
     kept_from = 0
-    for unit, segment, (_, count) in zip(dirty, segments, texts, strict=True):
+    for unit, segment, count in zip(dirty, segments, new_counts, strict=True):
         if kept_from < unit:
             pieces.append(old.body[starts[kept_from] : starts[unit]])
         pieces.append(segment.data)
