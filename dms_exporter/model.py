@@ -165,20 +165,24 @@ class Table(Generic[Row]):
     fetched_at: float
 
 
-def reuse_unchanged(old: Table | None, rows: tuple[Row, ...]) -> tuple[tuple[Row, ...], bool]:
+def reuse_unchanged(
+    old: Table | None, rows: tuple[Row, ...], *, compared: bool = False
+) -> tuple[tuple[Row, ...], bool]:
     """``rows`` with each row equal to the old table's row at the same place replaced by that
     old row, and whether anything differs. Equal rows then are the same objects: the new
-    parse's copies are freed, and the renderer sees an unchanged row by identity."""
+    parse's copies are freed, and the renderer sees an unchanged row by identity. ``compared``:
+    the parser did that already (a row not the old one there differs from it)."""
     if old is None:
         return rows, True
     old_rows = old.rows
-    kept = [
-        previous if previous is row or previous == row else row
-        for previous, row in zip(old_rows, rows, strict=False)
-    ]
-    kept += rows[len(kept) :]
-    changed = len(rows) != len(old_rows) or any(map(operator.is_not, kept, old_rows))
-    return tuple(kept), changed
+    if not compared:
+        kept = [
+            previous if previous is row or previous == row else row
+            for previous, row in zip(old_rows, rows, strict=False)
+        ]
+        rows = (*kept, *rows[len(kept) :])
+    changed = len(rows) != len(old_rows) or any(map(operator.is_not, rows, old_rows))
+    return rows, changed
 
 
 @dataclass(frozen=True, slots=True)

@@ -224,8 +224,10 @@ class EndpointPoller:
         now = self._clock()
         old = self._store.tables[name]
         first_seen = self._store.alarm_first_seen
+        # the parser kept the rows equal to held's; alarm times filled in make new rows
+        compared = old is held and name != "alarms"
         return await loop.run_in_executor(
-            None, self._prepare, parser, payload, now, old, first_seen
+            None, self._prepare, parser, payload, now, old, first_seen, compared
         )
 
     def _prepare(
@@ -235,6 +237,7 @@ class EndpointPoller:
         now: float,
         old: Table | None,
         first_seen: Mapping[str, float],
+        compared: bool = False,
     ) -> tuple[Table, Parsed, bool, Mapping[str, float]]:
         """Finish parsing (``payload``: what the client returned besides the pages it fed to
         ``parser``), fill alarm times and compare with the table held. Pure, so it runs in a
@@ -246,7 +249,7 @@ class EndpointPoller:
         rows = parsed.rows
         if name == "alarms":
             rows, first_seen = fill_asserted_times(rows, first_seen, now)
-        rows, changed = reuse_unchanged(old, rows)
+        rows, changed = reuse_unchanged(old, rows, compared=compared)
         return Table(endpoint=name, rows=rows, fetched_at=now), parsed, changed, first_seen
 
     def _check(self, quality: Quality, parsed: Parsed) -> None:
