@@ -74,6 +74,8 @@ _SPECS = (
         "alarms",
         ("alarm_id", "device_id", "display_name", "severity", "code", "fault_object", "source"),
         "active", _asserted,
+        reads=frozenset({"id", "device_id", "severity", "code", "fault_object", "source",
+                         "asserted_time"}),
     ),
 )  # fmt: skip
 
