@@ -169,6 +169,12 @@ def render_group(
         return replace(previous, tables=inputs)
     old_items = previous.items if previous is not None else {}
     items = {name: tuple(seq) for name, seq in spec.sources(tables, ctx).items()}
+    old_tables = dict(zip(spec.endpoints, previous.tables, strict=True)) if previous else {}
+    for name, (endpoints, make) in spec.kept.items():
+        kept = name in old_items and all(
+            _same_table(e, old_tables[e], tables.get(e)) for e in endpoints
+        )
+        items[name] = old_items[name] if kept else tuple(make(tables, ctx))
     rows = {id(table.rows) for table in inputs if table is not None}
     changes = {
         name: _changes(old_items.get(name), seq, remember=id(seq) in rows)
@@ -202,13 +208,14 @@ def _same_inputs(
 ) -> bool:
     """True if the group would render the same: the same tables, except perhaps a ``devices``
     table read only for display names in which no id or name changed."""
-    for endpoint, a, b in zip(spec.endpoints, old, new, strict=True):
-        if a is b:
-            continue
-        if endpoint == "devices" and group != "devices" and _same_names(a, b):
-            continue
-        return False
-    return True
+    if group == "devices":
+        return all(map(operator.is_, old, new))
+    return all(map(_same_table, spec.endpoints, old, new))
+
+
+def _same_table(endpoint: str, a: Table | None, b: Table | None) -> bool:
+    """The same table, or for ``devices`` (read for display names) the same ids and names."""
+    return a is b or (endpoint == "devices" and _same_names(a, b))
 
 
 def _same_names(a: Table[Device] | None, b: Table[Device] | None) -> bool:

@@ -345,6 +345,26 @@ def test_polls_that_change_a_few_items_here_and_there_give_the_bytes_of_a_full_r
                 assert family.crcs.total == (zlib.crc32(lines), len(lines)), family.name
 
 
+def test_a_schedule_poll_does_not_count_the_authorizations_again() -> None:
+    tables = fleet(3 * UNIT_ROWS)
+    before = render_group("authorization", tables, ALL)
+    rows = tables["schedule_authorizations"].rows
+    schedules = (dataclasses.replace(rows[0], state="active"), *rows[1:])
+    for endpoint, changed_rows in (
+        ("schedule_authorizations", schedules),
+        ("devices", tables["devices"].rows),  # a new devices table, the same ids and names
+    ):
+        changed = tables | {endpoint: model.Table(endpoint, changed_rows, NOW + 60)}
+        after = render_group("authorization", changed, ALL, before)
+        assert after.plain() == render_group("authorization", changed, ALL).plain()
+        assert after.items["devices"] is before.items["devices"], endpoint  # per-device counts
+        assert after.items["services"] is before.items["services"], endpoint
+    renamed = with_device(tables, 1, name="Renamed IRD")
+    after = render_group("authorization", renamed, ALL, before)
+    assert b'display_name="Renamed IRD"' in after.plain()
+    assert after.plain() == render_group("authorization", renamed, ALL).plain()
+
+
 def test_a_renamed_device_redoes_its_block_in_the_groups_that_show_names() -> None:
     tables = fleet(3 * UNIT_ROWS)
     before = renders(tables)

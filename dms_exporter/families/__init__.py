@@ -72,7 +72,7 @@ class DisplayNames:
 
     def __init__(self, devices: Table[Device] | None, ctx: RenderContext) -> None:
         self._custom = ctx.display_names
-        self._names = {d.id: d.name for d in devices.rows if d.name} if devices else {}
+        self._names = _names_of(devices)
 
     def __call__(self, device_id: str) -> str:
         return self._custom.get(device_id) or self._names.get(device_id) or device_id
@@ -81,6 +81,21 @@ class DisplayNames:
     def of(device: Device, ctx: RenderContext) -> str:
         """The same rule for a device row at hand (no table needed)."""
         return ctx.display_names.get(device.id) or device.name or device.id
+
+
+def _names_of(devices: Table[Device] | None) -> Mapping[str, str]:
+    """Device id -> name, made once per devices table (three groups and the alarms, polled
+    every 30 s, ask for the same table's)."""
+    if devices is None:
+        return {}
+    table, names = _last_names[0]  # one read: renders run in threads
+    if table is not devices:
+        names = {d.id: d.name for d in devices.rows if d.name}
+        _last_names[0] = (devices, names)
+    return names
+
+
+_last_names: list[tuple[Table[Device] | None, Mapping[str, str]]] = [(None, {})]
 
 
 def known(value: str, values: tuple[str, ...]) -> str:
@@ -205,6 +220,12 @@ class GroupSpec:
     derived: Callable[[Counter[Any], Tables, RenderContext], Sources] | None = None
     #: the fields of the tallied rows the tally reads (None: all)
     tally_reads: frozenset[str] | None = None
+    #: Costly sources made from a few of the group's tables: name -> (those endpoints, the
+    #: function). A render in which those tables are unchanged (``devices``: the same ids and
+    #: names) keeps the last render's items instead of calling the function.
+    kept: Mapping[str, tuple[tuple[str, ...], Callable[[Tables, RenderContext], Sequence[Any]]]] = (
+        field(default_factory=dict)
+    )
 
     def enabled(self, ctx: RenderContext) -> list[FamilySpec]:
         """The group's families under ``ctx``, without the ones switched off."""
@@ -213,6 +234,7 @@ class GroupSpec:
     def families(self, tables: Tables, ctx: RenderContext) -> list[Family]:
         """Every family of the group, whole (for tests and benchmarks; ``render`` caches)."""
         sources = dict(self.sources(tables, ctx))
+        sources.update((name, make(tables, ctx)) for name, (_, make) in self.kept.items())
         if self.tally is not None and self.derived is not None:
             sources.update(self.derived(self.tally(sources[self.tallied]), tables, ctx))
         return [spec.family(ctx, sources[spec.source]) for spec in self.enabled(ctx)]

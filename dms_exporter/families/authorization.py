@@ -27,7 +27,8 @@ _Device = tuple[str, str, tuple[tuple[str, int], ...]]
 
 
 def _sources(tables: Tables, ctx: RenderContext) -> Sources:
-    """Authorization sets, schedule authorizations and, per device, authorized services.
+    """Authorization sets and schedule authorizations (the per-device and per-service counts
+    are ``GROUP.kept``: made again only when ``/authorizations`` or a device's name changes).
 
     With ``allow_schedule_authorization`` off, ``/authorizations`` rows with source ``schedule``
     and authorization sets of type ``schedule`` are ignored.
@@ -40,8 +41,6 @@ def _sources(tables: Tables, ctx: RenderContext) -> Sources:
     return {
         "sets": set_rows,
         "schedules": schedules.rows if schedules else (),
-        "devices": _authorized_services(tables.get("authorizations"), tables.get("devices"), ctx),
-        "services": _authorized_devices(tables.get("authorizations"), ctx),
     }
 
 
@@ -190,6 +189,16 @@ GROUP = GroupSpec(
     ("authorizations", "authorization_sets", "schedule_authorizations", "devices"),
     _sources,
     _specs,
+    kept={
+        "devices": (
+            ("authorizations", "devices"),
+            lambda t, ctx: _authorized_services(t.get("authorizations"), t.get("devices"), ctx),
+        ),
+        "services": (
+            ("authorizations",),
+            lambda t, ctx: _authorized_devices(t.get("authorizations"), ctx),
+        ),
+    },
 )
 
 
