@@ -31,7 +31,6 @@ __all__ = [
     "render_text",
     "sample_lines",
     "sample_texts",
-    "stateset_lines",
     "stateset_texts",
     "text_header",
 ]
@@ -162,21 +161,6 @@ def sample_texts(family: Family, groups: Iterable[Sequence[Sample]]) -> list[str
     return texts
 
 
-def stateset_lines(
-    name: str,
-    label_names: tuple[str, ...],
-    states: tuple[str, ...],
-    rows: Iterable[tuple[tuple[str, ...], str]],
-    fallback_state: str,
-) -> tuple[str, int]:
-    """The sample lines of a stateset ``name`` (its state label is ``name``) and their count,
-    from ``(label values, current state)`` rows: each row gives one line per state, 1 for the
-    current one; a current state not in ``states`` counts as ``fallback_state`` (0 everywhere
-    if that is not a state either). The same bytes as ``sample_lines`` of the expanded family,
-    with one ``%`` per row instead of one per line; escaping as there."""
-    return stateset_texts(name, label_names, states, [list(rows)], fallback_state)[0]
-
-
 def stateset_texts(
     name: str,
     label_names: tuple[str, ...],
@@ -184,7 +168,11 @@ def stateset_texts(
     groups: Iterable[Sequence[tuple[tuple[str, ...], str]]],
     fallback_state: str,
 ) -> list[tuple[str, int]]:
-    """``stateset_lines`` of each group of rows, with the templates made once."""
+    """The sample lines of a stateset ``name`` (its state label is ``name``) and their count,
+    for each group of ``(label values, current state)`` rows: each row gives one line per state,
+    1 for the current one; a current state not in ``states`` counts as ``fallback_state`` (0
+    everywhere if that is not a state either). The same bytes as ``sample_lines`` of the
+    expanded family, with one ``%`` per row instead of one per line; escaping as there."""
     head = name + "{" + "".join(f'{label}="%s",' for label in label_names)
     one_hot = {
         current: "".join(f'{head}{name}="{state}"}} {int(state == current)}\n' for state in states)

@@ -7,10 +7,11 @@ that we do not know; times are Unix seconds (float) or ``None``; missing text is
 
 from __future__ import annotations
 
+import dataclasses
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 OTHER = "other"
 
@@ -163,6 +164,26 @@ class Table(Generic[Row]):
     endpoint: str
     rows: tuple[Row, ...]
     fetched_at: float
+
+
+RowValues = tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]
+_ROW_VALUES: dict[type, RowValues | None] = {}
+
+
+def row_values(kind: type) -> RowValues | None:
+    """A row class's field names and a getter of all of a row's values at once (None if
+    ``kind`` is not a row class of several fields); made once per class."""
+    try:
+        return _ROW_VALUES[kind]
+    except KeyError:
+        names = (
+            tuple(f.name for f in dataclasses.fields(kind))
+            if dataclasses.is_dataclass(kind)
+            else ()
+        )
+        getter = (names, operator.attrgetter(*names)) if len(names) > 1 else None
+        _ROW_VALUES[kind] = getter
+        return getter
 
 
 def reuse_unchanged(

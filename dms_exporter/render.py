@@ -19,11 +19,10 @@ No plain text is kept: the plain exposition is inflated from the segments when a
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 from array import array
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import accumulate, chain, compress, repeat
 from typing import Any
@@ -42,7 +41,7 @@ from .families import (
 )
 from .gzipstream import Compressor, CrcTree, Segment, inflate
 from .gzipstream import compress as compress_segment
-from .model import ENDPOINTS, Device, Table
+from .model import ENDPOINTS, Device, Table, row_values
 
 __all__ = [
     "GROUPS",
@@ -255,7 +254,7 @@ def _find_changes(old: Sequence[Any], new: Sequence[Any]) -> Changes:
     kinds = set(map(type, map(new.__getitem__, moved))) | set(
         map(type, map(old.__getitem__, moved))
     )
-    getter = _row_getter(kinds.pop()) if len(kinds) == 1 else None
+    getter = row_values(kinds.pop()) if len(kinds) == 1 else None
     if getter is not None:
         names, get = getter
         olds = map(get, map(old.__getitem__, moved))
@@ -280,22 +279,6 @@ def _find_changes(old: Sequence[Any], new: Sequence[Any]) -> Changes:
     return changes
 
 
-_Getter = tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]
-_ROW_GETTERS: dict[type, _Getter | None] = {}
-
-
-def _row_getter(kind: type) -> _Getter | None:
-    """The field names of a dataclass row and a getter of all its values at once."""
-    try:
-        return _ROW_GETTERS[kind]
-    except KeyError:
-        is_row = dataclasses.is_dataclass(kind)
-        names = tuple(f.name for f in dataclasses.fields(kind)) if is_row else ()
-        getter = (names, operator.attrgetter(*names)) if len(names) > 1 else None
-        _ROW_GETTERS[kind] = getter
-        return getter
-
-
 def _changed_fields(a: Any, b: Any) -> frozenset[str] | None:
     """The fields that differ between two rows, or two tuples holding rows (their other parts
     equal); None if something else differs; empty if nothing does."""
@@ -308,7 +291,7 @@ def _changed_fields(a: Any, b: Any) -> frozenset[str] | None:
                     return None
                 fields |= more or frozenset()
         return fields
-    getter = _row_getter(type(a)) if type(a) is type(b) else None
+    getter = row_values(type(a)) if type(a) is type(b) else None
     if getter is None:
         return frozenset() if a == b else None
     names, get = getter

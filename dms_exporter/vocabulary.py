@@ -15,12 +15,11 @@ of the wrong overall shape.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, compress, repeat, zip_longest
-from operator import attrgetter, eq, itemgetter
+from operator import eq, itemgetter
 from typing import Any
 
 from . import model
@@ -497,7 +496,9 @@ class Parser:
         self.endpoint = endpoint
         self._row_type, specs = _PLANS[endpoint]
         self._previous = previous
-        self._values_of = attrgetter(*(f.name for f in dataclasses.fields(self._row_type)))
+        getter = model.row_values(self._row_type)
+        assert getter is not None
+        self._values_of = getter[1]
         self._specs = specs
         values = values or {}
         constants = constants or {}

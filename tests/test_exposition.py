@@ -19,7 +19,7 @@ from dms_exporter.exposition import (
     render_openmetrics,
     render_text,
     sample_lines,
-    stateset_lines,
+    stateset_texts,
 )
 
 
@@ -272,5 +272,5 @@ def test_stateset_lines_match_the_expanded_family(rows, fallback) -> None:
     for values, current in rows:
         hot = current if current in states else fallback
         expanded.samples += [((*values, st), int(st == hot)) for st in states]
-    lines, count = stateset_lines("s", ("id", "name"), states, rows, fallback)
+    ((lines, count),) = stateset_texts("s", ("id", "name"), states, [rows], fallback)
     assert (lines, count) == (sample_lines(expanded), len(expanded.samples))

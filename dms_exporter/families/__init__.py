@@ -184,10 +184,6 @@ class FamilySpec:
             return stateset(self.name, help, self.labels, self.states, rows)
         return Family(self.name, self.kind, help, self.labels, list(rows))
 
-    def lines(self, ctx: RenderContext, items: Sequence[Any]) -> tuple[str, int]:
-        """The sample lines of ``items`` and their count (``sample_lines`` of ``family``)."""
-        return self.unit_lines(ctx, [items])[0]
-
     def unit_lines(
         self, ctx: RenderContext, units: Iterable[Sequence[Any]]
     ) -> list[tuple[str, int]]:
