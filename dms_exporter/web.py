@@ -11,13 +11,12 @@ import dataclasses
 import html
 import logging
 import math
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
 
-from . import __version__, heap
+from . import __version__, gzipstream, heap
 from .console import Console, add_console
 from .exporter import Exporter, RefreshTooSoonError, UnknownEndpointError
 from .exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, choose_format
@@ -109,7 +108,7 @@ async def _write_body(response: web.StreamResponse, exposition: Exposition) -> N
         return
     # the parts are one deflate stream (see gzipstream): one inflater, fed in steps of about
     # INFLATE_STEP compressed bytes, each inflated in a worker thread while the last is sent
-    inflater = zlib.decompressobj(-15)
+    inflater = gzipstream.inflater()
     loop = asyncio.get_running_loop()
     try:
         for step in _steps(exposition.parts):
