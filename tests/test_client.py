@@ -425,6 +425,23 @@ async def test_not_json(aiohttp_server: ServerFactory, body: bytes) -> None:
     assert "not JSON" in str(error)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'\xef\xbb\xbf[{"id": "a", "signal": 1.5}]',  # a byte order mark first
+        b'[{"id": "a", "signal": NaN}]',  # what some JSON writers send for a missing number
+        '[{"id": "a", "signal": 1.5}]'.encode("utf-16"),
+    ],
+)
+async def test_answers_json_reads_loosely_are_still_read(
+    aiohttp_server: ServerFactory, body: bytes
+) -> None:
+    client = await serve(aiohttp_server, answer(200, body))
+    async with client:
+        items = await client.fetch(endpoint())
+    assert [item["id"] for item in items] == ["a"]
+
+
 async def test_json_scalar_is_a_payload_error(aiohttp_server: ServerFactory) -> None:
     error = await fetch_error(await serve(aiohttp_server, answer(200, b'"hello"')))
     assert isinstance(error, DmsPayloadError)

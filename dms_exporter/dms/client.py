@@ -28,6 +28,7 @@ from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+import orjson
 
 from .. import __version__
 from ..config import DmsSettings, EndpointSettings
@@ -329,8 +330,8 @@ class DmsClient:
             raise self._error(DmsPayloadError, endpoint, method, path, detail, status=status)
         try:
             if len(body) > _DECODE_IN_THREAD_BYTES:
-                return await asyncio.get_running_loop().run_in_executor(None, json.loads, body)
-            return json.loads(body)
+                return await asyncio.get_running_loop().run_in_executor(None, decode_json, body)
+            return decode_json(body)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
             detail = f"HTTP {status}: the body is not JSON ({self._excerpt(str(exc))})"
             error = self._error(DmsPayloadError, endpoint, method, path, detail, status=status)
@@ -501,10 +502,24 @@ def _clip(text: str) -> str:
     return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 3] + "..."
 
 
+def decode_json(body: bytes) -> Any:
+    """The JSON value of a DMS answer, or ``ValueError``.
+
+    orjson decodes twice as fast as ``json`` (a DMS of 100,000 devices sends 44 MB of JSON a
+    minute); what it refuses and ``json`` takes (a byte order mark, ``NaN``, UTF-16, a lone
+    surrogate) is decoded by ``json``, so an answer is read as before. One difference stays:
+    an integer beyond 64 bits becomes a float.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
 def _dms_error(body: bytes) -> tuple[str | None, str]:
     """``(code, message)`` from a ``{"error": {"code", "message"}}`` body, else ``(None, "")``."""
     try:
-        error = json.loads(body).get("error")
+        error = decode_json(body).get("error")
     except (ValueError, AttributeError):
         return None, ""
     if not isinstance(error, dict):
