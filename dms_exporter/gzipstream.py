@@ -8,9 +8,9 @@ whole, combined from the segments' own (``crc32_combine``). Every gzip reader re
 to the end, ``curl --compressed`` and single-member decoders included.
 
 Deflate, inflate and the CRC-32 functions are zlib-ng's (``zlib_ng``, the same API as ``zlib``):
-at level 1 it compresses the exposition three times as fast as zlib, its output inflates three
-times as fast, and it has ``crc32_combine``, which Python's ``zlib`` lacks
-(``bench/bench_render.py``).
+at level 1 it compresses exposition lines about three times as fast as zlib, its output inflates
+about three times as fast, and it has ``crc32_combine``, which Python's ``zlib`` lacks
+(docs/performance.md, third round).
 
 ``Compressor`` makes many segments with one zlib compressor, resetting it with ``Z_FULL_FLUSH``
 between them: the same independence, without the cost of a new compressor per segment.

@@ -8,8 +8,8 @@ OS. ``tune`` caps the arenas and fixes glibc's two thresholds so that memory is 
 those trims instead of being handed back and faulted in again at every free: buffers up to
 32 MiB (a page of JSON, a family's body) come from the heap, and the heap's top is not trimmed
 at each ``free``. With glibc's defaults for a program that sets the mmap threshold (as this one
-did, at 256 KiB), a poll of 100,000 devices took 50,000 page faults and 0.82 s of CPU; with
-these, 1,000 and 0.5 to 0.57 s (``bench/bench_poll.py``).
+did, at 256 KiB), a devices poll at 100,000 devices took about 48,000 page faults; with these,
+about 1,000 (docs/performance.md, third round).
 
 ``collector_paused`` keeps Python's cyclic garbage collector off while a big poll decodes and
 converts: a page's JSON lives from its decoding until its rows are made, long enough for the
