@@ -38,8 +38,8 @@ CHILD = r"""
 import asyncio, json, sys, time, urllib.request
 from dms_exporter.config import config_from_mapping
 from dms_exporter.dms import DmsClient
-from dms_exporter.poller import EndpointPoller
-from dms_exporter.store import Store
+from dms_exporter.polling.poller import EndpointPoller
+from dms_exporter.polling.store import Store
 
 sim, polls, endpoints = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
 

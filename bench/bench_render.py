@@ -26,11 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prometheus_client.exposition import generate_latest
 
-from dms_exporter import model, render
-from dms_exporter.exposition import Family, render_text
-from dms_exporter.families import RenderContext
-from dms_exporter.families.devices import device_families
-from dms_exporter.render import GROUPS, render_group
+from dms_exporter import model
+from dms_exporter.exposition import render
+from dms_exporter.exposition.families import RenderContext
+from dms_exporter.exposition.families.devices import device_families
+from dms_exporter.exposition.render import GROUPS, render_group
+from dms_exporter.exposition.text import Family, render_text
 
 NOW = 1_780_000_000.0
 MODELS = ("ProView 7100", "ProView 8130", "ProView 8140", "XOS Edge")
@@ -289,7 +290,7 @@ def _compare(n: int, ctx: RenderContext) -> None:
     print("families prebuilt for both (not timed), one run:\n")
     print("| writer | ms | µs/series |")
     print("|---|---:|---:|")
-    for name, s in (("dms_exporter.exposition.render_text", ours),
+    for name, s in (("dms_exporter.exposition.text.render_text", ours),
                     ("prometheus_client generate_latest", theirs)):  # fmt: skip
         print(f"| {name} | {s * 1e3:,.0f} | {s / series * 1e6:.2f} |")
     print(f"\nprometheus_client / ours: {theirs / ours:.1f}x")

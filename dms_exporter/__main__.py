@@ -15,20 +15,20 @@ from aiohttp import web
 
 from . import __version__
 from .config import Config, demo_mapping
-from .console import ConfigSource, Console, StateFile, default_state_path
+from .config.secrets import known_secrets
+from .config.web import WebConfigFile
 from .errors import ConfigError
 from .exporter import Exporter
 from .logs import LEVELS, setup_logging
-from .secrets import known_secrets
-from .server import (
+from .web.app import make_app
+from .web.console import ConfigSource, Console, StateFile, default_state_path
+from .web.server import (
     IDLE_TIMEOUT_SECONDS,
     GuardedSite,
     quiet_server_logger,
     raise_file_limit,
     rate_limit_accept_errors,
 )
-from .web import make_app
-from .webconfig import WebConfigFile
 
 log = logging.getLogger("dms_exporter")
 

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from .config import Config, EndpointSettings, load_config
 from .dms import DmsClient
 from .errors import ConfigError
+from .exposition.render import GROUPS
 from .model import EndpointStatus
-from .poller import EndpointPoller, RefreshTooSoonError, wait_cancelled
-from .render import GROUPS
-from .store import Store
+from .polling.poller import EndpointPoller, RefreshTooSoonError, wait_cancelled
+from .polling.store import Store
 
 __all__ = ["Exporter", "RefreshTooSoonError", "UnknownEndpointError"]
 

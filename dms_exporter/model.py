@@ -27,6 +27,20 @@ ENDPOINTS: tuple[str, ...] = (
     "alarms",
 )
 
+#: Default path and poll interval (seconds) of each endpoint, as in docs/dms-api.md.
+ENDPOINT_DEFAULTS: Mapping[str, tuple[str, float]] = {
+    "system": ("/system/info", 60.0),
+    "devices": ("/devices", 60.0),
+    "groups": ("/groups", 300.0),
+    "services": ("/services", 300.0),
+    "authorization_sets": ("/authorization-sets", 300.0),
+    "schedule_authorizations": ("/schedule-authorizations", 60.0),
+    "authorizations": ("/authorizations", 600.0),
+    "destinations": ("/destinations", 300.0),
+    "alarms": ("/alarms", 30.0),
+}
+assert tuple(ENDPOINT_DEFAULTS) == ENDPOINTS
+
 CONNECTION_STATES = ("online", "offline", "unknown", "never_connected", OTHER)
 CONTROL_MODES = ("dms", "local", OTHER)
 DEVICE_TYPES = ("ird", "xos_edge", OTHER)

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from dms_exporter.config import Config, config_from_mapping
 from dms_exporter.exporter import Exporter
 from dms_exporter.simulator import Simulator, start_simulator
-from dms_exporter.web import make_app
+from dms_exporter.web.app import make_app
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from dms_exporter.config import DmsSettings, EndpointSettings
-from dms_exporter.config_shape import Envelope, Paging
+from dms_exporter.config import DmsSettings, EndpointSettings, Envelope, Paging
 from dms_exporter.dms import DmsClient
 from dms_exporter.errors import (
     DmsApiError,

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dms_exporter.config import ENDPOINT_DEFAULTS, config_from_mapping, demo_config, load_config
-from dms_exporter.config_shape import Envelope
+from dms_exporter.config import Envelope, config_from_mapping, demo_config, load_config
 from dms_exporter.errors import ConfigError
-from dms_exporter.model import ENDPOINTS
+from dms_exporter.model import ENDPOINT_DEFAULTS, ENDPOINTS
 from dms_exporter.vocabulary import KNOWN_FIELDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from test_cli import run_cli
 
-from dms_exporter.config import MAX_YAML_BYTES, load_config
+from dms_exporter.config import load_config
+from dms_exporter.config.load import MAX_YAML_BYTES
 from dms_exporter.errors import ConfigError
 from dms_exporter.exporter import Exporter
 

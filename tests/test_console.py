@@ -20,12 +20,12 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from conftest import samples, scrape, value, wait_until_ready
 
-from dms_exporter.console import ConfigSource, Console, StateFile, default_state_path
-from dms_exporter.console.state import MAX_DESCRIPTION
 from dms_exporter.errors import ConfigError
 from dms_exporter.exporter import Exporter
 from dms_exporter.simulator import Simulator
-from dms_exporter.web import make_app
+from dms_exporter.web.app import make_app
+from dms_exporter.web.console import ConfigSource, Console, StateFile, default_state_path
+from dms_exporter.web.console.state import MAX_DESCRIPTION
 
 PAGES = ("endpoints", "devices", "authorization", "destinations", "alarms", "settings")
 
@@ -83,7 +83,7 @@ def device_json(sim: Simulator, n: int) -> dict[str, Any]:
 
 
 def exporter_of(client: TestClient) -> Exporter:
-    from dms_exporter.web import EXPORTER_KEY
+    from dms_exporter.web.app import EXPORTER_KEY
 
     return client.server.app[EXPORTER_KEY]
 

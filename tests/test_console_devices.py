@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-from dms_exporter.console.devices import DeviceIndex, DeviceQuery
-from dms_exporter.families import RenderContext
+from dms_exporter.exposition.families import RenderContext
 from dms_exporter.model import Device, Table
+from dms_exporter.web.console.devices import DeviceIndex, DeviceQuery
 
 
 def device(n: int) -> Device:

@@ -314,7 +314,7 @@ def test_deploy_doc_states_the_families_each_dashboard_and_rule_group_needs():
     import yaml
     from test_rules import RULE_FILES
 
-    from dms_exporter.selection import PRESETS, switchable_families
+    from dms_exporter.exposition.selection import PRESETS, switchable_families
 
     known = switchable_families()
     readers: dict[str, set[str]] = {}

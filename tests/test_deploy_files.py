@@ -331,6 +331,6 @@ def test_every_deploy_form_gives_the_exporter_65536_files():
         "soft": 65536,
         "hard": 65536,
     }
-    from dms_exporter.server import FILE_LIMIT
+    from dms_exporter.web.server import FILE_LIMIT
 
     assert FILE_LIMIT == 65536  # what the exporter raises itself to in a container or a pod

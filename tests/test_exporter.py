@@ -10,8 +10,8 @@ from conftest import exporter_config, samples, scrape, value, wait_until_ready
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
 from dms_exporter.config import load_config
-from dms_exporter.exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT
-from dms_exporter.web import EXPORTER_KEY
+from dms_exporter.exposition.text import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT
+from dms_exporter.web.app import EXPORTER_KEY
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
 

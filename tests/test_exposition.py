@@ -12,7 +12,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from dms_exporter.exposition import (
+from dms_exporter.exposition.text import (
     OPENMETRICS_EOF,
     Family,
     choose_format,

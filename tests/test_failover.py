@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from conftest import samples, scrape, value
 
-from dms_exporter.config import ConfigError, config_from_mapping
+from dms_exporter.config import config_from_mapping
+from dms_exporter.errors import ConfigError
 from dms_exporter.simulator import start_simulator
 
 SIM = ["--devices", "40", "--seed", "7", "--frozen"]

@@ -9,14 +9,14 @@ import pytest
 
 from dms_exporter import model
 from dms_exporter.errors import ERROR_REASONS
-from dms_exporter.exposition import Family, render_text
-from dms_exporter.families import RenderContext
-from dms_exporter.families.alarms import alarm_families
-from dms_exporter.families.authorization import authorization_families
-from dms_exporter.families.destinations import destination_families
-from dms_exporter.families.devices import device_families
-from dms_exporter.families.health import health_families
-from dms_exporter.families.system import system_families
+from dms_exporter.exposition.families import RenderContext
+from dms_exporter.exposition.families.alarms import alarm_families
+from dms_exporter.exposition.families.authorization import authorization_families
+from dms_exporter.exposition.families.destinations import destination_families
+from dms_exporter.exposition.families.devices import device_families
+from dms_exporter.exposition.families.health import health_families
+from dms_exporter.exposition.families.system import system_families
+from dms_exporter.exposition.text import Family, render_text
 
 NOW = 1_780_000_000.0
 

@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 from conftest import exporter_config, samples, scrape, value
 
-from dms_exporter.gate import GateSettings, Quality, judge
+from dms_exporter.config import GateSettings
+from dms_exporter.polling.gate import Quality, judge
 
 GOOD = Quality(items=1000, skipped=0, issues={"deviceType": 1000, "lastContact": 50})
 

@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from dms_exporter.gzipstream import (
+from dms_exporter.exposition.gzipstream import (
     GZIP_HEADER,
     Compressor,
     CrcTree,

@@ -10,7 +10,7 @@ from conftest import exporter_config, value, wait_until_ready
 
 from dms_exporter.dms import DmsClient
 from dms_exporter.errors import DmsAuthError, DmsConnectionError, DmsUnavailableError
-from dms_exporter.web import EXPORTER_KEY
+from dms_exporter.web.app import EXPORTER_KEY
 
 
 class FakeClock:

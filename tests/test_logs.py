@@ -13,7 +13,7 @@ from conftest import exporter_config
 from dms_exporter.exporter import Exporter
 from dms_exporter.logs import setup_logging
 from dms_exporter.model import ENDPOINTS
-from dms_exporter.web import EXPORTER_KEY
+from dms_exporter.web.app import EXPORTER_KEY
 
 _PAIR = re.compile(r'([^\s="]+)=("(?:[^"\\]|\\.)*"|[^\s="]*)(?: |$)')
 

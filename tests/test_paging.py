@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dms_exporter.config_shape import Envelope, Paging
+from dms_exporter.config import Envelope, Paging
 from dms_exporter.dms.paging import Page, PagingError, collect, link_next
 
 ITEMS = [{"id": str(i)} for i in range(25)]

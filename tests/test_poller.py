@@ -7,9 +7,9 @@ import gc
 
 from conftest import exporter_config, samples, scrape
 
-from dms_exporter import store
 from dms_exporter.model import Alarm
-from dms_exporter.poller import fill_asserted_times
+from dms_exporter.polling import store
+from dms_exporter.polling.poller import fill_asserted_times
 
 
 async def test_a_render_failure_is_a_failed_poll_and_polling_goes_on(
@@ -95,7 +95,7 @@ async def test_a_failed_render_changes_no_group(simulator, start_exporter, monke
 
 async def test_stop_ends_a_poller_woken_at_the_same_moment(simulator):
     from dms_exporter.dms import DmsClient
-    from dms_exporter.poller import EndpointPoller
+    from dms_exporter.polling.poller import EndpointPoller
 
     config = exporter_config(simulator)
     poller_store = store.Store(config)
@@ -158,7 +158,8 @@ async def test_big_polls_pause_the_collector_and_always_restore_it(
 ):
     """A big poll runs with the cyclic garbage collector off (it only costs CPU there); after
     it, applied or failed, and with polls overlapping, the collector is on again."""
-    from dms_exporter import heap, poller
+    from dms_exporter import heap
+    from dms_exporter.polling import poller
 
     monkeypatch.setattr(poller, "PAUSE_COLLECTOR_ROWS", 1)  # every endpoint is big here
     paused = []

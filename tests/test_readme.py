@@ -94,7 +94,7 @@ SERIES_ROW = re.compile(r"^\| `(dms_[a-z_]+)` \| \d[^|]*\| (yes|no) \| (yes|no) 
 async def test_series_per_device_table_lists_every_per_device_family_and_the_presets(
     simulator, start_exporter
 ):
-    from dms_exporter.selection import PRESETS
+    from dms_exporter.exposition.selection import PRESETS
 
     client = await start_exporter(exporter_config(simulator))
     response = await client.get("/metrics", headers={"Accept": OPENMETRICS})

@@ -10,7 +10,7 @@ import yaml
 from conftest import exporter_config, samples, scrape
 
 from dms_exporter.config import load_config
-from dms_exporter.web import EXPORTER_KEY
+from dms_exporter.web.app import EXPORTER_KEY
 
 
 def write(path: Any, sim: Any, **extra: Any) -> str:

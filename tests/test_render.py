@@ -17,17 +17,17 @@ from prometheus_client.openmetrics.parser import (
 )
 
 from dms_exporter import model
-from dms_exporter.exposition import Family, render_openmetrics, render_text
-from dms_exporter.families import RenderContext
-from dms_exporter.families.health import health_families
-from dms_exporter.gzipstream import inflate
-from dms_exporter.render import (
+from dms_exporter.exposition.families import RenderContext
+from dms_exporter.exposition.families.health import health_families
+from dms_exporter.exposition.gzipstream import inflate
+from dms_exporter.exposition.render import (
     GROUPS,
     UNIT_ROWS,
     group_families,
     groups_for,
     render_group,
 )
+from dms_exporter.exposition.text import Family, render_openmetrics, render_text
 
 NOW = 1_780_000_000.0
 README = Path(__file__).resolve().parent.parent / "README.md"

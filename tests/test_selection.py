@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dms_exporter.config import config_from_mapping, load_config
 from dms_exporter.errors import ConfigError
-from dms_exporter.selection import PRESETS, switchable_families
+from dms_exporter.exposition.selection import PRESETS, switchable_families
 from dms_exporter.simulator import start_simulator
 
 LEAN_KEEPS = (

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from dms_exporter.server import (
+from dms_exporter.web.server import (
     GuardedSite,
     quiet_server_logger,
     rate_limit_accept_errors,

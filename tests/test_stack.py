@@ -48,7 +48,7 @@ from test_rules import ALERTS, RECORDS, RULE_FILES
 from dms_exporter.config import load_config
 from dms_exporter.exporter import Exporter
 from dms_exporter.simulator import Simulator
-from dms_exporter.web import make_app
+from dms_exporter.web.app import make_app
 
 _MISSING = [b for b in ("prometheus", "promtool", "alertmanager") if promstack.binary(b) is None]
 pytestmark = pytest.mark.skipif(

@@ -10,7 +10,7 @@ from conftest import samples, value
 
 from dms_exporter.config import config_from_mapping
 from dms_exporter.model import ENDPOINTS, SystemInfo, Table
-from dms_exporter.store import Store
+from dms_exporter.polling.store import Store
 
 DMS = {"url": "http://127.0.0.1:9/dms-api/v1", "username": "u", "password": "secret-pw"}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import exporter_config, samples, scrape, value
 
-from dms_exporter.exposition import CONTENT_TYPE_TEXT
+from dms_exporter.exposition.text import CONTENT_TYPE_TEXT
 from dms_exporter.model import ENDPOINTS
-from dms_exporter.web import EXPORTER_KEY, accepts_gzip
+from dms_exporter.web.app import EXPORTER_KEY, accepts_gzip
 
 
 @pytest.mark.parametrize(

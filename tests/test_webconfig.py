@@ -23,13 +23,13 @@ import pytest
 import yaml
 from pki import Pki, make_pki
 
-from dms_exporter import guard
 from dms_exporter.config import load_config
+from dms_exporter.config.web import WebConfigFile, load_web_config
 from dms_exporter.errors import ConfigError
 from dms_exporter.exporter import Exporter
-from dms_exporter.server import GuardedSite
-from dms_exporter.web import make_app
-from dms_exporter.webconfig import WebConfigFile, load_web_config
+from dms_exporter.web import guard
+from dms_exporter.web.app import make_app
+from dms_exporter.web.server import GuardedSite
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 
@@ -267,7 +267,7 @@ async def test_changed_file_is_reread_and_a_broken_one_keeps_the_last_good(
     write(path, "basic_auth_users: [\n")
     os.utime(path, (1, 1))  # a different mtime even within the same clock tick
     await asyncio.sleep(1.1)
-    with caplog.at_level(logging.ERROR, logger="dms_exporter.webconfig"):
+    with caplog.at_level(logging.ERROR, logger="dms_exporter.config.web"):
         for _ in range(3):
             status, _, _ = await get(f"{base}/-/healthy", headers=basic("prometheus", "rotated-pw"))
             assert status == 200
@@ -376,7 +376,7 @@ def test_config_check_validates_the_web_config(tmp_path: Path, pki: Pki) -> None
 
 
 def test_docs_name_every_web_config_key() -> None:
-    from dms_exporter import webconfig
+    from dms_exporter.config import web as webconfig
 
     docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     section = docs[docs.index("## Web config") :]

@@ -19,10 +19,10 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
-from ..config import EndpointSettings
+from ..config import DmsSettings, EndpointSettings
 from ..errors import (
     DmsApiError,
     DmsAuthError,
@@ -36,10 +36,7 @@ from ..model import LoginState
 from ..vocabulary import parse_time
 from .paging import walk
 
-if TYPE_CHECKING:
-    from .client import DmsClient
-
-__all__ = ["BACKOFF_JITTER", "REFUSAL_CODES", "Login", "basic_header", "login_result"]
+__all__ = ["BACKOFF_JITTER", "REFUSAL_CODES", "Login", "Transport", "basic_header", "login_result"]
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +60,29 @@ def login_result(error: DmsApiError) -> str:
     return "error"
 
 
+class Transport(Protocol):
+    """What a login needs of the client that holds it: the settings, one request, and errors
+    whose messages name the call with every secret masked (``DmsClient`` is one)."""
+
+    settings: DmsSettings
+
+    @property
+    def request(self) -> Callable[..., Awaitable[Any]]:
+        """``(endpoint, method, path, base=, json_body=|form_body=|headers=)``: the decoded
+        JSON of a 2xx answer, else a ``DmsApiError``."""
+
+    @property
+    def error(self) -> Callable[..., DmsApiError]:
+        """``(cls, endpoint, method, path, detail, **kwargs)``: ``cls`` with a message naming
+        the call, every secret masked."""
+
+
 class Login:
     """The token of one ``DmsClient``; see the module docstring."""
 
     def __init__(
         self,
-        client: DmsClient,
+        client: Transport,
         state: LoginState,
         *,
         clock: Callable[[], float] = time.time,
@@ -163,7 +177,7 @@ class Login:
         detail += str(last).split(": ", 2)[-1]  # without "endpoint: POST path: "
         path = self._client.settings.login_path
         kwargs = {"status": last.status, "code": last.code}
-        return self._client._error(
+        return self._client.error(
             type(last), endpoint, self._client.settings.login.method, path, detail, **kwargs
         )
 
@@ -185,7 +199,7 @@ class Login:
                 "Authorization": basic_header(settings.username, settings.password)
             }
         try:
-            body = await client._request(endpoint, method, path, base=self.url, **kwargs)
+            body = await client.request(endpoint, method, path, base=self.url, **kwargs)
         except (DmsAuthError, DmsHttpError, DmsUnavailableError) as exc:
             if exc.status not in (401, 403) and exc.code not in REFUSAL_CODES:
                 raise
@@ -193,11 +207,11 @@ class Login:
             if exc.code:
                 detail += f" {exc.code}"
             kwargs = {"status": exc.status, "code": exc.code}
-            raise client._error(DmsAuthError, endpoint, method, path, detail, **kwargs) from exc
+            raise client.error(DmsAuthError, endpoint, method, path, detail, **kwargs) from exc
         token = walk(body, shape.token_path)
         if not isinstance(token, str) or not token:
             detail = f"no token at {shape.token_path!r} in the answer (see dms.login.token_path)"
-            raise client._error(DmsPayloadError, endpoint, method, path, detail)
+            raise client.error(DmsPayloadError, endpoint, method, path, detail)
         expiry = walk(body, shape.expiry_path) if shape.expiry_path else None
         if shape.expiry == "timestamp":
             ends = parse_time(expiry)

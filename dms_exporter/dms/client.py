@@ -32,6 +32,7 @@ import orjson
 
 from .. import __version__
 from ..config import DmsSettings, EndpointSettings
+from ..config.secrets import known_secrets, mask
 from ..errors import (
     DmsApiError,
     DmsAuthError,
@@ -43,7 +44,6 @@ from ..errors import (
     DmsUnavailableError,
 )
 from ..model import DmsLinks, LoginState
-from ..secrets import known_secrets, mask
 from .auth import Login, basic_header
 from .budget import Budget
 from .failover import Links, is_standby
@@ -186,7 +186,7 @@ class DmsClient:
             if isinstance(body, list | dict):
                 return body
             detail = f"not a JSON object or array but {type(body).__name__}"
-            raise self._error(DmsPayloadError, endpoint, "GET", endpoint.path, detail)
+            raise self.error(DmsPayloadError, endpoint, "GET", endpoint.path, detail)
 
         async def get(target: str, params: Mapping[str, str] | None) -> Page:
             link: dict[str, str] = {}
@@ -212,7 +212,7 @@ class DmsClient:
             )
         except PagingError as exc:
             cls = DmsPageLimitError if exc.page_limit else DmsPayloadError
-            raise self._error(cls, endpoint, "GET", endpoint.path, str(exc)) from exc
+            raise self.error(cls, endpoint, "GET", endpoint.path, str(exc)) from exc
 
     def _same_origin(self, endpoint: EndpointSettings, link: str) -> str:
         """A next link as an absolute URL; refused unless on the DMS's own scheme, host and
@@ -221,7 +221,7 @@ class DmsClient:
         url = urljoin(base, link)
         if urlsplit(url)[:2] != urlsplit(base)[:2]:
             detail = f"the next link leads away from the DMS: {self._excerpt(link)}"
-            raise self._error(DmsPayloadError, endpoint, "GET", endpoint.path, detail)
+            raise self.error(DmsPayloadError, endpoint, "GET", endpoint.path, detail)
         return url
 
     async def _get(
@@ -236,21 +236,21 @@ class DmsClient:
         a token, log in again once on 401 and retry once."""
         kwargs: dict[str, Any] = {"params": params, "url": url, "headers_out": headers_out}
         if self.settings.auth != "token":  # basic and api_key: in the session's headers
-            return await self._request(endpoint, "GET", endpoint.path, **kwargs)
+            return await self.request(endpoint, "GET", endpoint.path, **kwargs)
         token = await self._login.token(endpoint)
         try:
-            return await self._request(endpoint, "GET", endpoint.path, token=token, **kwargs)
+            return await self.request(endpoint, "GET", endpoint.path, token=token, **kwargs)
         except DmsAuthError:
             log.debug("token refused, logging in again", extra={"endpoint": endpoint.name})
         token = await self._login.token(endpoint, refused=token)
         try:
-            return await self._request(endpoint, "GET", endpoint.path, token=token, **kwargs)
+            return await self.request(endpoint, "GET", endpoint.path, token=token, **kwargs)
         except DmsAuthError as exc:
             detail = f"HTTP 401 even after logging in again ({exc.code or 'no error code'})"
-            error = self._error(DmsAuthError, endpoint, "GET", endpoint.path, detail, status=401)
+            error = self.error(DmsAuthError, endpoint, "GET", endpoint.path, detail, status=401)
             raise error from exc
 
-    async def _request(
+    async def request(
         self,
         endpoint: EndpointSettings,
         method: str,
@@ -312,29 +312,29 @@ class DmsClient:
                     headers_out["Link"] = response.headers["Link"]
         except TimeoutError as exc:
             detail = f"no answer within dms.timeout={settings.timeout:g}s"
-            raise self._error(DmsTimeoutError, endpoint, method, path, detail) from exc
+            raise self.error(DmsTimeoutError, endpoint, method, path, detail) from exc
         except _BodyTooLarge as exc:
             detail = f"the answer is larger than {MAX_BODY_BYTES >> 20} MiB"
-            raise self._error(DmsPayloadError, endpoint, method, path, detail) from exc
+            raise self.error(DmsPayloadError, endpoint, method, path, detail) from exc
         except aiohttp.ClientPayloadError as exc:
             detail = f"the answer was cut off: {self._excerpt(str(exc))}"
-            raise self._error(DmsConnectionError, endpoint, method, path, detail) from exc
+            raise self.error(DmsConnectionError, endpoint, method, path, detail) from exc
         except (aiohttp.ClientError, OSError) as exc:
             detail = f"connection failed: {self._excerpt(str(exc)) or type(exc).__name__}"
-            raise self._error(DmsConnectionError, endpoint, method, path, detail) from exc
+            raise self.error(DmsConnectionError, endpoint, method, path, detail) from exc
         status = response.status
         if not 200 <= status < 300:
             raise self._status_error(endpoint, method, path, response, body)
         if response.content_type == "text/html":
             detail = f"HTTP {status}: an HTML page, not JSON (a proxy or login page?)"
-            raise self._error(DmsPayloadError, endpoint, method, path, detail, status=status)
+            raise self.error(DmsPayloadError, endpoint, method, path, detail, status=status)
         try:
             if len(body) > _DECODE_IN_THREAD_BYTES:
                 return await asyncio.get_running_loop().run_in_executor(None, decode_json, body)
             return decode_json(body)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
             detail = f"HTTP {status}: the body is not JSON ({self._excerpt(str(exc))})"
-            error = self._error(DmsPayloadError, endpoint, method, path, detail, status=status)
+            error = self.error(DmsPayloadError, endpoint, method, path, detail, status=status)
             raise error from exc
 
     async def _exchange(
@@ -413,7 +413,7 @@ class DmsClient:
             try:
                 token = None if self.settings.auth != "token" else await login.token(endpoint)
                 async with asyncio.timeout(endpoint.timeout):
-                    body = await self._request(
+                    body = await self.request(
                         endpoint, "GET", endpoint.path, token=token, base=main
                     )
             except (DmsApiError, TimeoutError) as exc:
@@ -441,7 +441,7 @@ class DmsClient:
             detail += f" ({len(body)} bytes of {response.content_type})"
         kwargs: dict[str, Any] = {"status": status, "code": code}
         if status == 401:
-            return self._error(DmsAuthError, endpoint, method, path, detail, **kwargs)
+            return self.error(DmsAuthError, endpoint, method, path, detail, **kwargs)
         if status == 429 or status >= 500:
             retry_after = _retry_after(response.headers.get("Retry-After"))
             if retry_after is not None:  # slow every endpoint's requests, not only this one
@@ -450,10 +450,10 @@ class DmsClient:
             kwargs["retry_after"] = retry_after
             if retry_after is not None:
                 detail += f" (retry after {retry_after:.0f}s)"
-            return self._error(DmsUnavailableError, endpoint, method, path, detail, **kwargs)
-        return self._error(DmsHttpError, endpoint, method, path, detail, **kwargs)
+            return self.error(DmsUnavailableError, endpoint, method, path, detail, **kwargs)
+        return self.error(DmsHttpError, endpoint, method, path, detail, **kwargs)
 
-    def _error(
+    def error(
         self,
         cls: type[DmsApiError],
         endpoint: EndpointSettings,
@@ -482,7 +482,7 @@ class DmsClient:
                     verify = ssl.create_default_context(cafile=settings.tls.ca_file)
                 except (OSError, ssl.SSLError) as exc:
                     detail = f"cannot load dms.tls.ca_file {settings.tls.ca_file}: {exc}"
-                    raise self._error(DmsConnectionError, endpoint, "GET", "", detail) from exc
+                    raise self.error(DmsConnectionError, endpoint, "GET", "", detail) from exc
             headers = {"Accept": "application/json", "User-Agent": f"dms-exporter/{__version__}"}
             if settings.auth == "basic":
                 headers["Authorization"] = basic_header(settings.username, settings.password)

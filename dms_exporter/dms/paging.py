@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from ..config_shape import Envelope, Paging
+from ..config import Envelope, Paging
 
 __all__ = ["Page", "PagingError", "collect", "link_next", "walk"]
 

@@ -6,17 +6,35 @@ callers cannot drift apart. Errors use the DMS error shape.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from .clock import iso
 from .collection import dumps
-from .faults import FaultError, parse_fault_spec
+from .faults import FaultBook, FaultError, parse_fault_spec
 from .server import error_response
 
-if TYPE_CHECKING:
-    from .runner import Simulator
+
+class Controlled(Protocol):
+    """The simulator as the control API sees it (``runner.Simulator`` is the one)."""
+
+    faults: FaultBook
+    request_counts: dict[str, int]
+
+    def state(self) -> dict[str, Any]: ...
+    def add_fault(self, endpoint: str, kind: str, count: int | None = None, **p: Any) -> str: ...
+    def clear_faults(self, fault_id: str | None = None) -> int: ...
+    def raise_alarm(self, **fields: Any) -> dict[str, Any]: ...
+    def clear_alarm(self, alarm_id: str) -> dict[str, Any]: ...
+    def set_device(self, device_id: str, **fields: Any) -> dict[str, Any]: ...
+    def set_destination(self, destination_id: str, **fields: Any) -> dict[str, Any]: ...
+    def revoke_tokens(self) -> int: ...
+    def expire_tokens(self) -> int: ...
+    def advance_clock(self, seconds: float) -> float: ...
+    def tick(self) -> None: ...
+    def set_role(self, role: str) -> str: ...
+    def reset_request_counts(self) -> None: ...
 
 CONTROL_PATH = "/_sim"
 
@@ -49,7 +67,7 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return error_response(400, "BAD_REQUEST", str(exc))
 
 
-def control_app(sim: Simulator) -> web.Application:
+def control_app(sim: Controlled) -> web.Application:
     """The ``/_sim`` sub-application for ``sim``."""
 
     async def state(request: web.Request) -> web.Response:
