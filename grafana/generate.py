@@ -124,8 +124,30 @@ GREEN = [(None, "green")]
 RED_FROM_1 = [(None, "green"), (1, "red")]
 
 
-def _panel(kind: str, title: str, targets: list[Json], description: str, **rest: Any) -> Json:
-    return {"type": kind, "title": title, "description": description, "targets": targets, **rest}
+LAST_VALUE = {"calcs": ["lastNotNull"], "fields": "", "values": False}  # reduceOptions
+LEGEND = {"displayMode": "list", "placement": "bottom", "showLegend": True}
+
+
+def _panel(
+    kind: str,
+    title: str,
+    targets: list[Json],
+    description: str,
+    defaults: Json,
+    options: Json,
+    overrides: list[Json] | None = None,
+    **rest: Any,
+) -> Json:
+    """A panel; rest (transformations) goes between its targets and its fieldConfig."""
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "targets": targets,
+        **rest,
+        "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
+        "options": options,
+    }
 
 
 def stat(
@@ -146,17 +168,14 @@ def stat(
         title,
         _targets(queries, legend, "instant"),
         description,
-        fieldConfig={
-            "defaults": {
-                "unit": unit,
-                "thresholds": _thresholds(thresholds),
-                "mappings": value_mappings or [],
-                "color": {"mode": "thresholds"},
-            },
-            "overrides": [],
+        {
+            "unit": unit,
+            "thresholds": _thresholds(thresholds),
+            "mappings": value_mappings or [],
+            "color": {"mode": "thresholds"},
         },
-        options={
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        {
+            "reduceOptions": LAST_VALUE,
             "colorMode": "background" if background else "value",
             "graphMode": "none",
             "textMode": text_mode,
@@ -180,25 +199,19 @@ def timeseries(
         title,
         _targets(queries, legend, "range"),
         description,
-        fieldConfig={
-            "defaults": {
-                "unit": unit,
-                "min": 0,
-                "color": {"mode": "palette-classic"},
-                "custom": {
-                    "drawStyle": "line",
-                    "lineWidth": 1,
-                    "fillOpacity": 20 if stack else 0,
-                    "showPoints": "never",
-                    "stacking": {"mode": "normal" if stack else "none", "group": "A"},
-                },
+        {
+            "unit": unit,
+            "min": 0,
+            "color": {"mode": "palette-classic"},
+            "custom": {
+                "drawStyle": "line",
+                "lineWidth": 1,
+                "fillOpacity": 20 if stack else 0,
+                "showPoints": "never",
+                "stacking": {"mode": "normal" if stack else "none", "group": "A"},
             },
-            "overrides": [],
         },
-        options={
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
+        {"legend": LEGEND, "tooltip": {"mode": "multi", "sort": "desc"}},
     )
 
 
@@ -209,17 +222,14 @@ def bargauge(title: str, queries: Queries, legend: str = "", *, description: str
         title,
         _targets(queries, legend, "instant"),
         description,
-        fieldConfig={
-            "defaults": {
-                "unit": "short",
-                "min": 0,
-                "color": {"mode": "palette-classic"},
-                "thresholds": _thresholds(GREEN),
-            },
-            "overrides": [],
+        {
+            "unit": "short",
+            "min": 0,
+            "color": {"mode": "palette-classic"},
+            "thresholds": _thresholds(GREEN),
         },
-        options={
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        {
+            "reduceOptions": LAST_VALUE,
             "orientation": "horizontal",
             "displayMode": "basic",
             "showUnfilled": True,
@@ -236,21 +246,18 @@ def state_timeline(
         title,
         _targets(queries, legend, "range"),
         description,
-        fieldConfig={
-            "defaults": {
-                "mappings": value_mappings,
-                "color": {"mode": "thresholds"},
-                "thresholds": _thresholds([(None, "transparent")]),
-                "custom": {"fillOpacity": 80, "lineWidth": 0},
-            },
-            "overrides": [],
+        {
+            "mappings": value_mappings,
+            "color": {"mode": "thresholds"},
+            "thresholds": _thresholds([(None, "transparent")]),
+            "custom": {"fillOpacity": 80, "lineWidth": 0},
         },
-        options={
+        {
             "showValue": "never",
             "mergeValues": True,
             "rowHeight": 0.8,
             "alignValue": "left",
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "legend": LEGEND,
             "tooltip": {"mode": "single", "sort": "none"},
         },
     )
@@ -290,12 +297,10 @@ def table(
         title,
         _targets(queries, "", "table"),
         description,
+        {"custom": {"align": "auto", "filterable": True}},
+        options,
+        overrides,
         transformations=transformations,
-        fieldConfig={
-            "defaults": {"custom": {"align": "auto", "filterable": True}},
-            "overrides": overrides or [],
-        },
-        options=options,
     )
 
 
@@ -408,7 +413,7 @@ def common_variables() -> list[Json]:
     ]
 
 
-def dashboard(uid: str, title: str, description: str, lay: Layout, variables: list[Json]) -> Json:
+def frame(uid: str, title: str, description: str, lay: Layout, variables: list[Json]) -> Json:
     return {
         "uid": uid,
         "title": title,
@@ -467,13 +472,40 @@ def dashboard(uid: str, title: str, description: str, lay: Layout, variables: li
     }
 
 
+DASHBOARDS: dict[str, Callable[[], Json]] = {}  # file name -> the dashboard's JSON
+
+
+def dashboard(
+    uid: str, title: str
+) -> Callable[[Callable[[Layout], list[Json]]], Callable[[], Json]]:
+    """Register the decorated function as the dashboard `uid` (written to `uid`.json): it adds
+    the panels to a Layout and returns the variables it needs besides common_variables(); its
+    docstring is the dashboard's description."""
+
+    def register(panels: Callable[[Layout], list[Json]]) -> Callable[[], Json]:
+        if not panels.__doc__:  # also under python -OO, which strips docstrings
+            raise SystemExit(f"{panels.__name__}: no docstring, the dashboard's description")
+        description = " ".join(panels.__doc__.split())
+
+        def build() -> Json:
+            lay = Layout()
+            variables = panels(lay)
+            return frame(uid, title, description, lay, [*common_variables(), *variables])
+
+        DASHBOARDS[f"{uid}.json"] = build
+        return build
+
+    return register
+
+
 # --- the dashboards -------------------------------------------------------------------------
 
 
-def fleet_overview() -> Json:
+@dashboard("dms-fleet-overview", "DMS / Fleet overview")
+def fleet_overview(lay: Layout) -> list[Json]:
+    """All devices managed by the DMS: connection state by model and site, who is offline."""
     offline = f'(dms_device_connection_state{{{S}, dms_device_connection_state="offline"}} == 1)'
     offline_share = f'sum(dms_devices{{{S}, connection_state="offline"}}) / sum(dms_devices{{{S}}})'
-    lay = Layout()
     # fmt: off
     lay.add(4, 4, stat("DMS", f"min(dms_up{{{S}}})", value_mappings=UP, background=True,
                        description="Whether the exporter's last poll of the DMS succeeded."))
@@ -546,19 +578,14 @@ def fleet_overview() -> Json:
         description="local: someone at the site controls the device, not the DMS.",
     ))
     # fmt: on
-    return dashboard(
-        "dms-fleet-overview",
-        "DMS / Fleet overview",
-        "All devices managed by the DMS: connection state by model and site, who is offline.",
-        lay,
-        common_variables(),
-    )
+    return []
 
 
-def device() -> Json:
+@dashboard("dms-device", "DMS / Device")
+def device(lay: Layout) -> list[Json]:
+    """One device: state, alarms, authorization, groups and destinations."""
     d = f'{S}, device_id="$device"'
     connection = state_code("dms_device_connection_state", names(CONNECTION), d)
-    lay = Layout()
     # fmt: off
     lay.add(6, 4, stat("Connection state", connection, value_mappings=mappings(CONNECTION),
                        background=True))
@@ -637,20 +664,15 @@ def device() -> Json:
     )
     device_var["refresh"] = 1  # on dashboard load only: the list can be long
     # fmt: on
-    return dashboard(
-        "dms-device",
-        "DMS / Device",
-        "One device: state, alarms, authorization, groups and destinations.",
-        lay,
-        [*common_variables(), device_var],
-    )
+    return [device_var]
 
 
-def alarms() -> Json:
+@dashboard("dms-alarms", "DMS / Alarms")
+def alarms(lay: Layout) -> list[Json]:
+    """Active DMS alarms by severity, code and site, and the list of active alarms."""
     a = f'{S}, severity=~"$severity"'
     alarm = f"dms_alarm_asserted_timestamp_seconds{{{a}}}"
     site_join = f"* on(job, instance, device_id) group_left(site, region) dms_device_info{{{S}}}"
-    lay = Layout()
     # fmt: off
     for sev, color in [("critical", "red"), ("major", "orange"), ("minor", "yellow"),
                        ("warning", "blue"), ("info", "text")]:
@@ -707,16 +729,12 @@ def alarms() -> Json:
         "severity", "Severity", ["critical", "major", "minor", "warning", "info", "other"]
     )
     # fmt: on
-    return dashboard(
-        "dms-alarms",
-        "DMS / Alarms",
-        "Active DMS alarms by severity, code and site, and the list of active alarms.",
-        lay,
-        [*common_variables(), severity],
-    )
+    return [severity]
 
 
-def authorization() -> Json:
+@dashboard("dms-authorization", "DMS / Authorization")
+def authorization(lay: Layout) -> list[Json]:
+    """Authorization sets and schedule authorizations: states, windows, entitled devices."""
     sa = "schedule_authorization_id"
     start = f"dms_schedule_authorization_start_timestamp_seconds{{{S}}}"
     end = f"dms_schedule_authorization_end_timestamp_seconds{{{S}}}"
@@ -730,7 +748,6 @@ def authorization() -> Json:
         f'unless on(job, instance, {sa}) ({state}{{{S}, {state}="cancelled"}} == 1)'
     )
     in_window = f"({start} <= bool time())\n* on(job, instance, {sa})\n({end} > bool time())"
-    lay = Layout()
     # fmt: off
     lay.add(4, 4, stat("Authorization sets", f"count(dms_authorization_set_info{{{S}}})"))
     lay.add(4, 4, stat("Enabled sets", f"sum(dms_authorization_set_enabled{{{S}}})"))
@@ -806,16 +823,12 @@ def authorization() -> Json:
         sort_by="Devices",
     ))
     # fmt: on
-    return dashboard(
-        "dms-authorization",
-        "DMS / Authorization",
-        "Authorization sets and schedule authorizations: states, windows, entitled devices.",
-        lay,
-        common_variables(),
-    )
+    return []
 
 
-def exporter_health() -> Json:
+@dashboard("dms-exporter-health", "DMS / Exporter health")
+def exporter_health(lay: Layout) -> list[Json]:
+    """dms-exporter's own health: each DMS endpoint's polls, errors, data age and size."""
     ep = "dms_exporter_endpoint"
 
     def by_endpoint(metric: str, agg: str = "max") -> str:
@@ -825,7 +838,6 @@ def exporter_health() -> Json:
         return f"sum by ({by}) ({fn}({metric}{{{S}}}[$__rate_interval]))"
 
     age = f"time() - {by_endpoint('last_success_timestamp_seconds')}"
-    lay = Layout()
     # fmt: off
     lay.add(3, 4, stat("DMS", f"min(dms_up{{{S}}})", value_mappings=UP, background=True))
     lay.add(5, 4, stat("DMS server", f"dms_info{{{S}}}", "{{name}} {{version}} ({{role}})",
@@ -906,22 +918,7 @@ def exporter_health() -> Json:
         unit="s",
     ))
     # fmt: on
-    return dashboard(
-        "dms-exporter-health",
-        "DMS / Exporter health",
-        "dms-exporter's own health: each DMS endpoint's polls, errors, data age and size.",
-        lay,
-        common_variables(),
-    )
-
-
-DASHBOARDS: dict[str, Callable[[], Json]] = {
-    "dms-fleet-overview.json": fleet_overview,
-    "dms-device.json": device,
-    "dms-alarms.json": alarms,
-    "dms-authorization.json": authorization,
-    "dms-exporter-health.json": exporter_health,
-}
+    return []
 
 
 def render(build: Callable[[], Json]) -> str:

@@ -80,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--shape",
+        dest="list_shape",
         choices=sorted(LIST_SHAPES),
         default=None,
         help="list envelope and paging style (default: the documented {total,offset,limit,items})",
@@ -106,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--base-path", default="/dms-api/v1", help="API base path (/dms-api/v1)")
     p.add_argument(
         "--fault",
+        dest="faults",
         action="append",
         type=fault_spec,
         default=[],
@@ -136,32 +138,15 @@ async def serve(sim: Simulator) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dms-simulator``."""
-    args = parser().parse_args(argv)
+    # every option but these two is a keyword argument of Simulator, under the same name
+    options = vars(parser().parse_args(argv))
+    log_level = options.pop("log_level")
+    host, port = options.pop("listen_address")
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    host, port = args.listen_address
     try:
-        sim = Simulator(
-            devices=args.devices,
-            seed=args.seed,
-            frozen=args.frozen,
-            auth=args.auth,
-            bare_arrays=args.bare_arrays,
-            list_shape=args.shape,
-            login_shape=args.login_shape,
-            token_ttl=args.token_ttl,
-            change_rate=args.change_rate,
-            tick_interval=args.tick_interval,
-            host=host,
-            port=port,
-            username=args.username,
-            password=args.password,
-            faults=args.fault,
-            base_path=args.base_path,
-            access_log=args.access_log,
-            role=args.role,
-        )
+        sim = Simulator(host=host, port=port, **options)
         asyncio.run(serve(sim))
     except (ValueError, OSError) as exc:
         print(f"dms-simulator: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 #: Endpoint names (fault targets and request-count keys), in API table order.
+# Its own copy, not dms_exporter.model's, on purpose: so they cannot share a misreading of the API.
 ENDPOINTS: tuple[str, ...] = (
     "login",
     "system",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from aiohttp import web
 
@@ -22,6 +23,19 @@ from .shapes import LIST_SHAPES, LOGIN_SHAPES, ListShape, LoginShape
 from .world import World
 
 log = logging.getLogger("dms_exporter.simulator")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _on_world(method: Callable[Concatenate[World, P], R]) -> Callable[Concatenate[Simulator, P], R]:
+    """A ``Simulator`` method that calls ``method`` on the simulator's world."""
+
+    @functools.wraps(method)
+    def call(sim: Simulator, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(sim.world, *args, **kwargs)
+
+    return call
 
 
 class Simulator:
@@ -227,28 +241,11 @@ class Simulator:
         """Remove one fault or all of them; returns how many went."""
         return self.faults.clear(fault_id)
 
-    def raise_alarm(
-        self,
-        device_id: str | None = None,
-        severity: str = "MAJOR",
-        code: str = "SIGNAL_LOSS",
-        fault_object: str | None = None,
-        **extra: Any,
-    ) -> dict[str, Any]:
-        """Raise an active alarm now (``device_id`` None: a DMS alarm); returns its JSON."""
-        return self.world.raise_alarm(device_id, severity, code, fault_object, **extra)
-
-    def clear_alarm(self, alarm_id: str) -> dict[str, Any]:
-        """Clear an alarm now; returns its JSON."""
-        return self.world.clear_alarm(alarm_id)
-
-    def set_device(self, device_id: str, **fields: Any) -> dict[str, Any]:
-        """Set any top-level JSON fields of a device; returns the device."""
-        return self.world.set_device(device_id, **fields)
-
-    def set_destination(self, destination_id: str, **fields: Any) -> dict[str, Any]:
-        """Set any top-level JSON fields of a destination; returns it."""
-        return self.world.set_destination(destination_id, **fields)
+    # the World's own methods, with their signatures and docstrings (after ``start``)
+    raise_alarm = _on_world(World.raise_alarm)
+    clear_alarm = _on_world(World.clear_alarm)
+    set_device = _on_world(World.set_device)
+    set_destination = _on_world(World.set_destination)
 
     def revoke_tokens(self) -> int:
         """Revoke every token issued so far (their next call gets 401 TOKEN_REVOKED)."""
