@@ -117,7 +117,9 @@ def processes(devices: int, *, frozen: bool, interval: str | None, root: Path) -
 
 def _knows(root: Path, key: str) -> bool:
     """Whether the exporter at ``root`` has a setting (older ones do not)."""
-    return key in Path(root, "dms_exporter", "config.py").read_text()
+    package = Path(root, "dms_exporter")
+    sources = [package / "config.py", *sorted((package / "config").glob("*.py"))]
+    return any(key in p.read_text() for p in sources if p.exists())
 
 
 def render_durations(base: str) -> dict[str, float]:
