@@ -35,6 +35,10 @@ ERROR_REASONS: tuple[str, ...] = (
 )
 
 
+# The classes below look alike on purpose: one class per failure kind, so a caller can catch
+# exactly one kind, and one ``reason`` each, the label value it shows as.
+
+
 class DmsExporterError(Exception):
     """Root of every error this package raises on purpose."""
 

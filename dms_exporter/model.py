@@ -101,6 +101,8 @@ class Service:
     tier: str
 
 
+# Authorization sets and schedule authorizations share target fields but stay two row types: the
+# DMS serves them from two endpoints (docs/dms-api.md), and each row mirrors its own.
 @dataclass(frozen=True, slots=True)
 class AuthorizationSet:
     id: str

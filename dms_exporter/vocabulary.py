@@ -54,6 +54,7 @@ _ID, _TEXT, _INT, _FLOAT, _BOOL, _IDS, _TIME = "id", "text", "int", "float", "bo
 
 _Spec = tuple[str, Any]  # (canonical API field name, kind or the enum's tuple of values)
 
+#: Per endpoint: its row type and the fields it reads, in the row's order (data, alike by design).
 _PLANS: dict[str, tuple[type, tuple[_Spec, ...]]] = {
     "system": (
         model.SystemInfo,
