@@ -281,11 +281,25 @@ async def test_relogin_on_401_then_success(dms: tuple[FakeDms, DmsClient]) -> No
 
 async def test_second_401_is_an_auth_error(dms: tuple[FakeDms, DmsClient]) -> None:
     fake, client = dms
+    await client.fetch(endpoint())  # the token works, then the DMS refuses every call
     fake.refuse_all = True
     error = await fetch_error(client)
     assert isinstance(error, DmsAuthError) and error.status == 401
-    assert "HTTP 401 even after logging in again (UNAUTHORIZED)" in str(error)
-    assert len(fake.logins) == 2 and len(fake.requests) == 2
+    assert "HTTP 401 UNAUTHORIZED right after a successful login as 'monitor'" in str(error)
+    assert len(fake.logins) == 2 and len(fake.requests) == 5  # 3 pages, then 401 twice
+    # the new token was refused at once: a refused login, so the next poll waits for the
+    # backoff instead of logging in again
+    error = await fetch_error(client)
+    assert "no login before the backoff ends" in str(error) and len(fake.logins) == 2
+
+
+async def test_401_right_after_login_is_a_refused_login(dms: tuple[FakeDms, DmsClient]) -> None:
+    fake, client = dms
+    fake.refuse_all = True
+    error = await fetch_error(client)
+    assert isinstance(error, DmsAuthError) and error.status == 401
+    assert "HTTP 401 UNAUTHORIZED right after a successful login as 'monitor'" in str(error)
+    assert len(fake.logins) == 1 and len(fake.requests) == 1
 
 
 @pytest.mark.parametrize("status", [401, 403])

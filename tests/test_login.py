@@ -10,6 +10,7 @@ from conftest import exporter_config, value, wait_until_ready
 
 from dms_exporter.dms import DmsClient
 from dms_exporter.errors import DmsAuthError, DmsConnectionError, DmsUnavailableError
+from dms_exporter.model import ENDPOINT_DEFAULTS
 from dms_exporter.web.app import EXPORTER_KEY
 
 
@@ -38,6 +39,49 @@ async def test_wrong_password_for_ten_minutes_makes_at_most_six_logins(simulator
     attempts = simulator.request_counts["login"]
     assert 4 <= attempts <= 6  # 0, 30, 90, 210, 450 s (jittered): backed off, not given up
     assert counts == {"success": 0, "refused": attempts, "unreachable": 0, "error": 0}
+
+
+async def test_a_dms_refusing_every_call_after_login_gets_at_most_six_logins_in_ten_minutes(
+    simulator, caplog
+):
+    # the login answers 200 with a token, every call then gets 401 (a revoked role, another
+    # tenant): each endpoint polled at its default interval for ten minutes of fake time
+    simulator.add_fault(endpoint="*", kind="revoke_token")
+    config = exporter_config(simulator)
+    clock = FakeClock()
+    simulator.reset_request_counts()
+    async with DmsClient(config.dms, clock=clock) as client:
+        for second in range(600):
+            for name, endpoint in config.endpoints.items():
+                if second % ENDPOINT_DEFAULTS[name][1] == 0:
+                    with pytest.raises(DmsAuthError, match="right after a successful login"):
+                        await client.fetch(endpoint)
+            clock.now += 1.0
+        state = client._login.state
+    attempts = simulator.request_counts["login"]
+    assert 4 <= attempts <= 6  # 0, 30, 90, 210, 450 s (jittered), as for a wrong password
+    assert state.last_result == "refused" and state.refusals == attempts
+    refusals = [r for r in caplog.records if "refused the calls" in r.getMessage()]
+    assert [r.levelname for r in refusals if r.levelname == "WARNING"] == ["WARNING"]
+
+
+async def test_one_endpoint_refused_after_login_leaves_the_others_polling(simulator):
+    # the role may read everything but alarms, which answers 401: the other endpoints keep
+    # the token, and alarms' polls do not log in again within the backoff
+    config = exporter_config(simulator)
+    clock = FakeClock()
+    simulator.reset_request_counts()
+    async with DmsClient(config.dms, clock=clock) as client:
+        assert await client.fetch(config.endpoints["devices"])
+        simulator.add_fault(endpoint="alarms", kind="status", status=401)
+        with pytest.raises(DmsAuthError, match="right after a successful login"):
+            await client.fetch(config.endpoints["alarms"])  # 401, a new login, 401 again
+        for _ in range(10):  # within the backoff: no login for alarms' polls
+            with pytest.raises(DmsAuthError, match="backoff ends"):
+                await client.fetch(config.endpoints["alarms"])
+            assert await client.fetch(config.endpoints["devices"])
+            clock.now += 2.0
+    assert simulator.request_counts["login"] == 2
 
 
 async def test_the_backoff_doubles_after_refusals_and_not_after_outages(simulator):

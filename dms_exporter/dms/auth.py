@@ -7,8 +7,12 @@ the login's own limit is ``dms.timeout``. After a failed login no new one is tri
 backoff ends: after a refusal (401/403 or the DMS's "bad credentials" error) it starts at
 ``dms.login_backoff.initial`` and doubles with each refusal in a row up to ``.max``; after the
 DMS could not be reached or answered an error it is ``.initial``. Both are jittered. Callers in
-the backoff get the last failure again, without a request. ``_post_login`` is the one place that
-knows how the credentials are sent and how the answer is read.
+the backoff get the last failure again, without a request. A 401 to a token that no call has
+accepted since the login that gave it (``refused``) is a refused login too: the DMS takes the
+credentials but not the session (a revoked role, another tenant), and logging in again at every
+poll would not change that. The streak of refusals ends when a call accepts a token
+(``accepted``). ``_post_login`` is the one place that knows how the credentials are sent and how
+the answer is read.
 """
 
 from __future__ import annotations
@@ -99,6 +103,8 @@ class Login:
         self._token: str | None = None
         self._renew_at = math.inf  # loop time after which to log in again
         self._last_error: DmsApiError | None = None
+        self._accepted = False  # a call has succeeded with the token held
+        self._counted: str | None = None  # the token whose 401 was counted as a refusal
 
     @property
     def current(self) -> str | None:
@@ -120,6 +126,45 @@ class Login:
             self._attempt.add_done_callback(_retrieve)
         # shield: a waiting poll that times out must not cancel the login the others wait for
         return await asyncio.shield(self._attempt)
+
+    def accepted(self, token: str) -> None:
+        """A call succeeded with ``token``: if it is the one held, the refusals in a row end."""
+        if token == self._token and not self._accepted:
+            self._accepted = True
+            self.state.refusals = 0
+
+    def refused(
+        self, endpoint: EndpointSettings, token: str, error: DmsApiError
+    ) -> DmsApiError | None:
+        """A call got 401 with ``token``. If it is the token held and no call has accepted it,
+        count a refused login, start the backoff (once per token) and return the error to raise
+        instead of logging in again; else None. The token is kept, so an endpoint the DMS does
+        answer keeps working."""
+        if token != self._token or self._accepted or self._counted == token:
+            return None
+        self._counted = token
+        state = self.state
+        state.refusals += 1
+        state.last_result = "refused"
+        delay = self._backoff("refused")
+        state.next_attempt = self._clock() + delay
+        code = f" {error.code}" if error.code else ""
+        detail = (
+            f"HTTP 401{code} right after a successful login as "
+            f"{self._client.settings.username!r}: the DMS takes the credentials but refuses "
+            "the calls (a revoked role, another tenant?)"
+        )
+        kwargs = {"status": 401, "code": error.code}
+        self._last_error = self._client.error(
+            DmsAuthError, endpoint, "GET", endpoint.path, detail, **kwargs
+        )
+        level = logging.WARNING if state.refusals == 1 else logging.DEBUG
+        log.log(
+            level,
+            "DMS refused the calls after a successful login",
+            extra={"retry_in_seconds": round(delay), "error": str(self._last_error)},
+        )
+        return self._last_error
 
     async def _log_in(self, endpoint: EndpointSettings) -> str:
         state = self.state
@@ -145,9 +190,9 @@ class Login:
             self._attempt = None
         state.counts["success"] += 1
         state.last_result = "success"
-        state.refusals = 0
-        state.next_attempt = None
+        state.next_attempt = None  # the refusals in a row end when a call accepts the token
         self._last_error = None
+        self._accepted = False
         renew_in = math.inf
         if _is_seconds(expires_in) and expires_in > 0:
             renew_in = expires_in - min(60.0, expires_in / 10)

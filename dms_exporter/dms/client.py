@@ -237,18 +237,31 @@ class DmsClient:
         kwargs: dict[str, Any] = {"params": params, "url": url, "headers_out": headers_out}
         if self.settings.auth != "token":  # basic and api_key: in the session's headers
             return await self.request(endpoint, "GET", endpoint.path, **kwargs)
-        token = await self._login.token(endpoint)
+        login = self._login
+        token = await login.token(endpoint)
         try:
-            return await self.request(endpoint, "GET", endpoint.path, token=token, **kwargs)
-        except DmsAuthError:
-            log.debug("token refused, logging in again", extra={"endpoint": endpoint.name})
-        token = await self._login.token(endpoint, refused=token)
-        try:
-            return await self.request(endpoint, "GET", endpoint.path, token=token, **kwargs)
+            body = await self.request(endpoint, "GET", endpoint.path, token=token, **kwargs)
         except DmsAuthError as exc:
+            refusal = login.refused(endpoint, token, exc)  # right after the login: no new one
+            if refusal is not None:
+                raise refusal from exc
+            log.debug("token refused, logging in again", extra={"endpoint": endpoint.name})
+        else:
+            login.accepted(token)
+            return body
+        login = self._login  # a failover may have moved to another member meanwhile
+        token = await login.token(endpoint, refused=token)  # in the backoff: its error
+        try:
+            body = await self.request(endpoint, "GET", endpoint.path, token=token, **kwargs)
+        except DmsAuthError as exc:
+            refusal = login.refused(endpoint, token, exc)
+            if refusal is not None:
+                raise refusal from exc
             detail = f"HTTP 401 even after logging in again ({exc.code or 'no error code'})"
             error = self.error(DmsAuthError, endpoint, "GET", endpoint.path, detail, status=401)
             raise error from exc
+        login.accepted(token)
+        return body
 
     async def request(
         self,
