@@ -19,11 +19,10 @@ from .config import Config, EndpointSettings, load_config
 from .dms import DmsClient
 from .errors import ConfigError
 from .exposition.render import GROUPS
-from .model import EndpointStatus
-from .polling.poller import EndpointPoller, RefreshTooSoonError, wait_cancelled
+from .polling.poller import EndpointPoller, Refreshed, wait_cancelled
 from .polling.store import Store
 
-__all__ = ["Exporter", "RefreshTooSoonError", "UnknownEndpointError"]
+__all__ = ["Exporter", "Refreshed", "UnknownEndpointError"]
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +82,16 @@ class Exporter:
             await self._stop_pollers(list(self._pollers))
             await self._close_client()
 
-    async def refresh(self, endpoint: str) -> EndpointStatus:
-        """Poll ``endpoint`` now; its status afterwards. A disabled endpoint is not polled.
-        ``RefreshTooSoonError`` within ``refresh_min_gap`` after its last poll."""
+    async def refresh(self, endpoint: str) -> Refreshed:
+        """Poll ``endpoint`` now, within ``refresh_min_gap`` (``EndpointPoller.refresh``); a
+        disabled endpoint is not polled."""
         if endpoint not in self.config.endpoints:
             raise UnknownEndpointError(endpoint)
         poller = self._pollers.get(endpoint)
         if poller is None:
-            return self.store.status(endpoint)
+            status = self.store.status(endpoint)
+            return Refreshed(status, polled=False, age=0.0, next_poll_in=0.0,
+                             message=f"{endpoint} is switched off")  # fmt: skip
         return await poller.refresh()
 
     async def reload(self) -> bool:

@@ -215,7 +215,11 @@ async def test_an_edit_applies_at_once_and_is_kept_in_the_state_file(
     assert not list(tmp_path.glob(".dms.console.json.*"))  # no temporary file left behind
 
 
-async def test_refresh_polls_once_and_says_when_it_is_too_soon(simulator, tmp_path, start_console):
+def notes_in(page: str) -> list[str]:
+    return [html.unescape(m) for m in re.findall(r'class="note" role="status">([^<]*)<', page)]
+
+
+async def test_refresh_soon_after_a_poll_says_when_it_polled(simulator, tmp_path, start_console):
     client = await start_console(write_config(tmp_path / "dms.yml", simulator))
     exporter = exporter_of(client)
     before = exporter.store.status("alarms").polls_total
@@ -225,10 +229,32 @@ async def test_refresh_polls_once_and_says_when_it_is_too_soon(simulator, tmp_pa
     assert response.status == 200
     row = await response.text()
     assert row.lstrip().startswith('<tr id="endpoint-alarms"')
-    assert "Refresh works again in" in errors_in(row)[0]  # refresh_min_gap: 10s by default
+    [note] = notes_in(row)  # refresh_min_gap: 10s by default
+    pattern = r"polled \d s ago, within refresh_min_gap \(10s\): answered with that poll"
+    assert re.fullmatch(pattern, note), note
+    assert errors_in(row) == []
     assert exporter.store.status("alarms").polls_total == before
+    # without the page's script: the page itself, with the same note
     plain = await client.post("/console/endpoints/alarms/refresh", allow_redirects=False)
-    assert plain.status == 429 and "Refresh works again in" in errors_in(await plain.text())[0]
+    assert plain.status == 200
+    page = await plain.text()
+    assert notes_in(page)[0].startswith("polled ") and errors_in(page) == []
+
+
+async def test_refresh_after_the_gap_polls(simulator, tmp_path, start_console):
+    client = await start_console(
+        write_config(tmp_path / "dms.yml", simulator, refresh_min_gap="0s")
+    )
+    exporter = exporter_of(client)
+    before = exporter.store.status("alarms").polls_total
+    response = await client.post(
+        "/console/endpoints/alarms/refresh", headers={"X-Console": "fetch"}
+    )
+    assert notes_in(await response.text()) == ["polled just now"]
+    assert exporter.store.status("alarms").polls_total == before + 1
+    plain = await client.post("/console/endpoints/alarms/refresh", allow_redirects=False)
+    assert plain.status == 303
+    assert exporter.store.status("alarms").polls_total == before + 2
 
 
 async def test_the_devices_index_follows_a_changed_table_without_a_page_view(

@@ -332,3 +332,53 @@ def test_search_and_page_20000_devices(stack, browser):
     assert len(rows) == 50
     assert {r.find_element("css selector", ".badge").text for r in rows} <= {"online"}
     assert console_errors(browser) == []
+
+
+# --- the demo: intervals (5 s) shorter than refresh_min_gap (10 s) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[str]:
+    """``dms-exporter --demo`` as a process; yields its base URL."""
+    port = free_port()
+    exporter = _spawn(
+        ["-m", "dms_exporter", "--demo", "--demo.devices", "100",
+         "--web.listen-address", f"127.0.0.1:{port}"]
+    )  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/-/ready", timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        exporter.terminate()
+        exporter.wait(timeout=15)
+
+
+def test_refresh_on_the_demo_always_polls_or_says_when_it_polled(demo, browser):
+    """Pressed every 2 s over 12 s (past the 10 s gap, across several 5 s scheduled polls):
+    each press swaps in a row with either a newer last poll ("polled just now") or "polled N s
+    ago"; never an error."""
+    import re
+
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    browser.get(f"{demo}/console/endpoints")
+    row_css = "#endpoint-devices"
+    for _ in range(6):
+        started = time.monotonic()
+        row = by_css(browser, row_css)
+        before = float(by_css(browser, f"{row_css} .last-poll time").get_attribute("data-ts"))
+        by_css(browser, f"{row_css} form[data-refresh] button").click()
+        WebDriverWait(browser, WAIT).until(expected_conditions.staleness_of(row))
+        note = wait_until(lambda: by_css(browser, f"{row_css} .note").text, "a note")
+        after = float(by_css(browser, f"{row_css} .last-poll time").get_attribute("data-ts"))
+        assert all_css(browser, f"{row_css} .error") == []
+        assert not by_css(browser, f"{row_css} .last-error").text.startswith("refresh failed")
+        if note == "polled just now":
+            assert after > before
+        else:
+            assert re.fullmatch(
+                r"polled \d+ s ago, within refresh_min_gap \(10s\): answered with that poll", note
+            ), note
+        time.sleep(max(0.0, started + 2.0 - time.monotonic()))  # pace the presses, not a wait
+    assert console_errors(browser) == []

@@ -136,7 +136,7 @@ async def test_unreachable_dms_gives_one_summary_line_then_ready(
         config_file.write_text(json.dumps(new))
         assert await exporter.reload()
         for name in ENDPOINTS:
-            assert (await exporter.refresh(name)).up
+            assert (await exporter.refresh(name)).status.up
     finally:
         await exporter.stop()
     lines = [parse_logfmt(line) for line in capsys.readouterr().err.splitlines()]
@@ -155,9 +155,9 @@ async def test_a_failing_endpoint_logs_one_json_line_with_endpoint_and_reason(
     exporter = client.server.app[EXPORTER_KEY]
     simulator.add_fault("devices", "status", status=503)
     for _ in range(3):
-        assert not (await exporter.refresh("devices")).up
+        assert not (await exporter.refresh("devices")).status.up
     simulator.clear_faults()
-    assert (await exporter.refresh("devices")).up
+    assert (await exporter.refresh("devices")).status.up
     entries = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     about_devices = [e for e in entries if e.get("endpoint") == "devices"]
     assert [(e["level"], e["msg"]) for e in about_devices] == [

@@ -4,8 +4,10 @@ A poller starts a poll every interval (start to start, with a little jitter), fe
 endpoint through the client, parses the answer into rows in a worker thread, and hands the table
 to the store, which re-renders what changed. A poll that overruns its interval delays the next;
 two polls of one endpoint never overlap. A failure of any kind is recorded in the store and the
-loop goes on; nothing a DMS sends can end it. ``poll_now`` serves refresh on demand: it joins the
-poll in flight, and within ``min_gap`` of the last poll it answers the current status instead.
+loop goes on; nothing a DMS sends can end it. ``refresh`` serves refresh on demand: it joins the
+poll in flight; within ``min_gap`` after the last poll it answers with that poll if it succeeded,
+and after a failed one it waits for the gap to end and polls. Either way the DMS gets no more
+polls from refreshes than one per ``min_gap``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -28,7 +31,7 @@ from ..vocabulary import Parsed, Parser
 from .gate import Quality, judge
 from .store import Store
 
-__all__ = ["JITTER", "EndpointPoller", "RefreshTooSoonError"]
+__all__ = ["JITTER", "MAX_REFRESH_WAIT", "EndpointPoller", "Refreshed"]
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +43,20 @@ JITTER = 0.05
 PAUSE_COLLECTOR_ROWS = 10_000
 
 
-class RefreshTooSoonError(Exception):
-    """A refresh on demand came within the minimum gap after the endpoint's last poll."""
+#: The longest a refresh waits for ``min_gap`` to end after a failed poll; past it, the failed
+#: poll is the answer at once (an HTTP client should not hang for minutes).
+MAX_REFRESH_WAIT = 30.0
 
-    def __init__(self, status: EndpointStatus, retry_after: float) -> None:
-        super().__init__(f"{status.endpoint}: polled {retry_after:.1f}s too recently")
-        self.status = status
-        self.retry_after = retry_after
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refreshed:
+    """The answer to a refresh on demand: the endpoint's status after the poll it describes."""
+
+    status: EndpointStatus
+    polled: bool  # a poll ran for this refresh (started by it, or joined while in flight)
+    age: float  # seconds since that poll ended
+    next_poll_in: float  # seconds until a refresh may poll again (0: at once)
+    message: str  # for the operator: "polled just now", "polled 3 s ago, within ..."
 
 
 class EndpointPoller:
@@ -75,6 +85,7 @@ class EndpointPoller:
         self._factor = 1.0  # jitter of the current interval
         self._started: float | None = None  # loop time the last poll started
         self._finished: float | None = None  # loop time the last poll ended
+        self._ended = asyncio.Event()  # set when a poll ends (then replaced by a new one)
         self._hold_until = 0.0  # loop time before which no scheduled poll starts (Retry-After)
         self._last_good: Quality | None = None  # of the last table applied, for the gate
         self._stopped = False
@@ -102,19 +113,58 @@ class EndpointPoller:
                 await wait_cancelled(task)
         self._task = self._in_flight = None
 
-    async def refresh(self) -> EndpointStatus:
-        """A poll on demand: joins the poll in flight; ``RefreshTooSoonError`` within
-        ``min_gap`` after the last poll ended."""
-        if self._in_flight is None or self._in_flight.done():
-            now = asyncio.get_running_loop().time()
-            wait = 0.0 if self._finished is None else self._finished + self.min_gap - now
-            if wait > 0:
-                raise RefreshTooSoonError(self._store.status(self.settings.name), wait)
-        return await self.poll_now()
+    async def refresh(self) -> Refreshed:
+        """A poll on demand that never polls the DMS more than once per ``min_gap``: joins the
+        poll in flight; within the gap after a poll that succeeded, answers with that poll;
+        after one that failed, waits for the gap to end (or for another poll) and polls. A wait
+        longer than ``MAX_REFRESH_WAIT`` (a long gap or ``Retry-After``) is not waited for."""
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        while not self._stopped:
+            if self._in_flight is not None and not self._in_flight.done():
+                return self._refreshed(await self.poll_now(), polled=True)
+            if self._finished is not None and self._finished >= asked:  # ended as we waited
+                return self._refreshed(self._store.status(self.settings.name), polled=True)
+            wait = self._refresh_wait()
+            if wait <= 0:
+                return self._refreshed(await self.poll_now(), polled=True)
+            status = self._store.status(self.settings.name)
+            if status.up or wait > MAX_REFRESH_WAIT:
+                return self._refreshed(status, polled=False)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._ended.wait()
+        # a refresh racing a reload: the new poller polls at once
+        return self._refreshed(self._store.status(self.settings.name), polled=False)
+
+    def _refresh_wait(self) -> float:
+        """Seconds until a refresh may poll: ``min_gap`` after the last poll ended, and not
+        before a ``Retry-After`` of the DMS has passed."""
+        gap_end = -float("inf") if self._finished is None else self._finished + self.min_gap
+        ready = max(gap_end, self._hold_until, self._client.paused_until)
+        return ready - asyncio.get_running_loop().time()
+
+    def _refreshed(self, status: EndpointStatus, *, polled: bool) -> Refreshed:
+        now = asyncio.get_running_loop().time()
+        age = 0.0 if self._finished is None else max(0.0, now - self._finished)
+        wait = max(0.0, self._refresh_wait())
+        if polled:
+            message = "polled just now"
+        elif self._finished is not None and age < self.min_gap:
+            message = (
+                f"polled {int(age)} s ago, within refresh_min_gap ({self.min_gap:g}s): "
+                "answered with that poll"
+            )
+        else:
+            message = (
+                f"polled {int(age)} s ago; the DMS asked to wait (Retry-After): "
+                f"a refresh polls again in {math.ceil(wait)} s"
+            )
+        return Refreshed(status, polled, age, wait, message)
 
     async def poll_now(self) -> EndpointStatus:
         """Poll now (or join the poll in flight) and return the endpoint's status after it."""
-        if self._stopped:  # a refresh racing a reload: the new poller will poll at once
+        if self._stopped:
             return self._store.status(self.settings.name)
         if self._in_flight is None or self._in_flight.done():
             self._started = asyncio.get_running_loop().time()
@@ -162,6 +212,8 @@ class EndpointPoller:
             return await self._fetch_and_store()
         finally:
             self._finished = asyncio.get_running_loop().time()
+            self._ended.set()
+            self._ended = asyncio.Event()
 
     async def _fetch_and_store(self) -> EndpointStatus:
         name = self.settings.name

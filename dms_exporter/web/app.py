@@ -18,7 +18,7 @@ from aiohttp import web
 
 from .. import __version__, heap
 from ..config.web import WebConfigFile
-from ..exporter import Exporter, RefreshTooSoonError, UnknownEndpointError
+from ..exporter import Exporter, UnknownEndpointError
 from ..exposition import gzipstream
 from ..exposition.text import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, choose_format
 from ..model import ENDPOINTS
@@ -211,30 +211,35 @@ async def endpoints(request: web.Request) -> web.Response:
 
 
 async def refresh(request: web.Request) -> web.Response:
-    """Poll one endpoint now; 200 with its status if the poll succeeded, 502 if it failed,
-    429 with ``Retry-After`` and the current status within ``refresh_min_gap`` of a poll."""
+    """Poll one endpoint now, or answer with a poll that is fresh enough (within
+    ``refresh_min_gap``): the endpoint's status with ``refreshed``, ``polled_ago``,
+    ``refresh_polls_in`` and ``message``; 200 if that poll succeeded, 502 if it failed (with
+    ``Retry-After`` when no poll ran for this refresh)."""
     exporter = request.app[EXPORTER_KEY]
     name = request.match_info["endpoint"]
     try:
-        status = await exporter.refresh(name)
+        refreshed = await exporter.refresh(name)
     except UnknownEndpointError:
         return web.json_response(
             {"error": f"unknown endpoint {name!r}", "endpoints": list(ENDPOINTS)}, status=404
         )
-    except RefreshTooSoonError as exc:
-        return web.json_response(
-            {"error": f"endpoint {name!r} was polled less than refresh_min_gap ago",
-             "status": dataclasses.asdict(exc.status)},
-            status=429,
-            headers={"Retry-After": str(math.ceil(exc.retry_after))},
-        )  # fmt: skip
+    status = refreshed.status
     if not status.enabled:
         return web.json_response(
             {"error": f"endpoint {name!r} is disabled", "status": dataclasses.asdict(status)},
             status=409,
         )
-    code = 200 if status.up else 502
-    return web.json_response(dataclasses.asdict(status), status=code)
+    answer = {
+        **dataclasses.asdict(status),
+        "refreshed": refreshed.polled,
+        "polled_ago": round(refreshed.age, 3),
+        "refresh_polls_in": round(refreshed.next_poll_in, 3),
+        "message": refreshed.message,
+    }
+    if status.up:
+        return web.json_response(answer)
+    headers = {} if refreshed.polled else {"Retry-After": str(math.ceil(refreshed.next_poll_in))}
+    return web.json_response(answer, status=502, headers=headers)
 
 
 async def reload(request: web.Request) -> web.Response:

@@ -7,13 +7,10 @@ redirects back (303), so reloading the page does not post again.
 
 from __future__ import annotations
 
-import math
-
 import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from ...exporter import RefreshTooSoonError
 from ...model import ENDPOINTS
 from .pages import (
     CONSOLE_KEY,
@@ -57,25 +54,22 @@ async def endpoint_edit(request: web.Request) -> web.Response:
 
 
 async def endpoint_refresh(request: web.Request) -> web.Response:
-    """Poll one endpoint now; the page's script gets the new row, a plain form a redirect."""
+    """Poll one endpoint now (or show the poll fresh enough to answer for it, with "polled
+    N s ago"); the page's script gets the new row, a plain form a redirect or the page."""
     console = request.app[CONSOLE_KEY]
     name = request.match_info["endpoint"]
     if name not in ENDPOINTS:
         message = f"unknown endpoint {name!r}"
         return await endpoints_page(request, Refused({("", ""): message}, status=404))
-    errors = {}
-    try:
-        await console.exporter.refresh(name)
-    except RefreshTooSoonError as exc:
-        wait = math.ceil(exc.retry_after)
-        errors[name, "refresh"] = f"polled moments ago; Refresh works again in {wait} s"
+    refreshed = await console.exporter.refresh(name)
+    notes = {name: refreshed.message}
     if request.headers.get("X-Console") != "fetch":
-        if errors:
-            return await endpoints_page(request, Refused(errors, status=429))
+        if not refreshed.polled:  # the note would be lost in a redirect
+            return await endpoints_page(request, notes=notes)
         raise web.HTTPSeeOther(f"/console/endpoints#endpoint-{name}")
-    row = next(r for r in endpoint_rows(console) if r["status"].endpoint == name)
+    [row] = [r for r in endpoint_rows(console, notes) if r["status"].endpoint == name]
     template = aiohttp_jinja2.get_env(request.app).get_template("endpoint_row.html")
-    html = template.render(row=row, errors=errors, values={})
+    html = template.render(row=row, errors={}, values={})
     return web.Response(text=html, content_type="text/html")
 
 

@@ -134,7 +134,10 @@ def _origin(edit: Any, file_value: Any, config_name: str) -> dict[str, Any] | No
 # -- endpoints -------------------------------------------------------------------------------
 
 
-def endpoint_rows(console: Console) -> list[dict[str, Any]]:
+def endpoint_rows(
+    console: Console, notes: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per endpoint for endpoint_row.html; ``notes``: what a refresh did, by endpoint."""
     store = console.exporter.store
     file_config = console.source.file_config()
     edits = console.source.edits
@@ -145,6 +148,7 @@ def endpoint_rows(console: Console) -> list[dict[str, Any]]:
         rows.append(
             {
                 "status": status,
+                "note": (notes or {}).get(name, ""),
                 "enabled_origin": _origin(
                     edits.enabled.get(name),
                     "on" if file_settings.enabled else "off",
@@ -160,15 +164,18 @@ def endpoint_rows(console: Console) -> list[dict[str, Any]]:
     return rows
 
 
-async def endpoints_page(request: web.Request, refused: Refused = SHOWN) -> web.Response:
-    """Every endpoint: switch, interval, last poll and success, result, Refresh."""
+async def endpoints_page(
+    request: web.Request, refused: Refused = SHOWN, notes: Mapping[str, str] | None = None
+) -> web.Response:
+    """Every endpoint: switch, interval, last poll and success, result, Refresh; ``notes`` by
+    endpoint under its Refresh button (what a refresh did)."""
     console = request.app[CONSOLE_KEY]
     return _render(
         request,
         "endpoints.html",
         "endpoints",
         refused,
-        rows=endpoint_rows(console),
+        rows=endpoint_rows(console, notes),
     )
 
 
