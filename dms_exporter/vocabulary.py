@@ -4,7 +4,8 @@ Each endpoint has a *plan*: the row type and, in that type's field order, the ca
 name (``docs/dms-api.md``; dotted for nested, e.g. ``location.site``) and how to convert its value.
 An operator's ``fields`` renames map a canonical name to the name their DMS uses, and ``values``
 maps a DMS's own enum words to the documented ones. Enum words match whatever their case and ``-``,
-``_`` or space (``Online``, ``on-line`` and ``ON_LINE`` are all ``ONLINE``). Conversion never raises
+``_`` or space (``Online``, ``on-line`` and ``ON_LINE`` are all ``ONLINE``); a number or a boolean
+is read as its text (``1``, ``true``), so ``values`` can map a DMS's codes. Conversion never raises
 on a bad value: a row without its id (a string or an integer) is skipped, an unknown enum value
 becomes ``model.OTHER``, anything else missing or of the wrong type becomes ``""``, ``None``,
 ``False`` or ``()``. A row that repeats an earlier row's id is skipped. Per field, ``Parsed.issues``
@@ -15,6 +16,8 @@ of the wrong overall shape.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +33,7 @@ __all__ = [
     "KNOWN_FIELDS",
     "Parsed",
     "Parser",
+    "code_text",
     "enum_converter",
     "enum_key",
     "parse",
@@ -298,8 +302,29 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 
 
 def enum_key(word: str) -> str:
-    """The form enum words are compared in: lower case without ``-``, ``_`` and spaces."""
+    """The form enum words are compared in: lower case without ``-``, ``_`` and spaces; a
+    numeric code as ``code_text`` writes it (``-1`` stays apart from ``1``, ``2.0`` is ``2``)."""
+    if _NUMERIC.fullmatch(word):
+        number = float(word) if "." in word else int(word)
+        return code_text(number) or word
     return word.lower().replace("-", "").replace("_", "").replace(" ", "")
+
+
+#: Numeric text read as a code; bounded, as ``int()`` of thousands of digits raises.
+_NUMERIC = re.compile(r"\s*-?\d{1,20}(\.\d{1,20})?\s*", re.ASCII)
+
+
+def code_text(v: Any) -> str | None:
+    """A numeric or boolean enum code as the text ``values`` keys it by: ``1``, ``1.5``,
+    ``true``; None for anything else. An integral float is its integer (``2.0`` is ``2``), so
+    a code reads the same as a JSON number, as numeric text or as a YAML key."""
+    if v is True or v is False:
+        return "true" if v else "false"
+    if v.__class__ is int:
+        return str(v)
+    if v.__class__ is float and math.isfinite(v):
+        return str(int(v)) if v.is_integer() else repr(v)
+    return None
 
 
 def _enum(
@@ -318,8 +343,10 @@ def _enum(
 
     def convert(v: Any) -> str:
         if v.__class__ is not str:
-            issues[i] += 1
-            return model.OTHER
+            v = code_text(v)
+            if v is None:
+                issues[i] += 1
+                return model.OTHER
         found = get(v) or by_key.get(enum_key(v))
         if found is None:
             issues[i] += 1
@@ -363,6 +390,7 @@ def parse(
 
 _NONE = type(None)
 _STR_OR_NONE = frozenset({str, _NONE})
+_INT_OR_NONE = frozenset({int, _NONE})
 _MISSING = object()
 
 #: Converts one column: the values of one field in every item of a page, and the set of their
@@ -433,14 +461,18 @@ def _times() -> _ColumnConverter:
 
 
 def _enums(convert: Callable[[Any], str], known: Mapping[str, str]) -> _ColumnConverter:
-    """Enum words: exact spellings looked up all at once, the rest through ``convert`` (which
-    counts the misses)."""
+    """Enum words: exact spellings (or integer codes) looked up all at once, the rest through
+    ``convert`` (which counts the misses)."""
+    codes = {int(w): v for w, v in known.items() if w.isascii() and w.lstrip("-").isdigit()}
     get, slow = known.get, _per_value(convert)
 
     def column(col: list[Any], kinds: set[type]) -> list[Any]:
-        if not kinds <= _STR_OR_NONE:
+        if kinds <= _INT_OR_NONE:  # no bool in the column: True would find the code 1
+            out = list(map(codes.get, col))
+        elif kinds <= _STR_OR_NONE:
+            out = list(map(get, col))
+        else:
             return slow(col, kinds)
-        out = list(map(get, col))
         if None in out:
             out = [convert(col[j]) if v is None else v for j, v in enumerate(out)]
         return out

@@ -431,3 +431,47 @@ def test_rows_share_their_repeated_values() -> None:
     assert again == rows and again[0] is held[0]
     for name in ("model", "site", "region", "group_ids", "firmware_version"):
         assert getattr(again[1], name) is getattr(again[2], name), name
+
+
+@pytest.mark.parametrize(
+    ("sent", "state"),
+    [(1, "online"), ("1", "online"), (1.0, "online"), ("1.0", "online"), (2, "offline"),
+     (-1, model.OTHER), (7, model.OTHER), (True, model.OTHER), (1.5, model.OTHER)],
+)  # fmt: skip
+def test_numeric_codes_map_whatever_json_type_carries_them(sent: Any, state: str) -> None:
+    codes = {"connectionState": {"1": "ONLINE", "2": "OFFLINE"}}
+    parsed = parse("devices", [device(connectionState=sent)], {}, now=NOW, values=codes)
+    assert parsed.rows[0].connection_state == state
+    assert parsed.issues.get("connectionState", 0) == (state == model.OTHER)
+
+
+def test_boolean_codes_map_and_are_not_numbers() -> None:
+    """``true`` is the code ``true``, never the code ``1`` (Python's ``True == 1``)."""
+    codes = {"state": {"true": "ACTIVE", "false": "CLEARED"}, "severity": {"1": "CRITICAL"}}
+    items = [{"id": "a", "state": True, "severity": 1}, {"id": "b", "state": "false"},
+             {"id": "c", "state": 1, "severity": True}]  # fmt: skip
+    parsed = parse("alarms", items, {}, now=NOW, values=codes)
+    assert [(r.state, r.severity) for r in parsed.rows] == [
+        ("active", "critical"),
+        ("cleared", model.OTHER),
+        (model.OTHER, model.OTHER),
+    ]
+
+
+def test_a_column_of_integer_codes_reads_as_code_by_code() -> None:
+    """The shortcut for a page of integers gives what each item alone gives."""
+    codes = {"connectionState": {"0": "UNKNOWN", "1": "ONLINE", "-1": "OFFLINE"}}
+    sent = [1, 0, -1, None, 9, 1]
+    items = [device(id=f"d{i}", connectionState=v) for i, v in enumerate(sent)]
+    whole = parse("devices", items, {}, now=NOW, values=codes)
+    alone = [parse("devices", [item], {}, now=NOW, values=codes) for item in items]
+    assert whole.rows == tuple(p.rows[0] for p in alone)
+    assert [r.connection_state for r in whole.rows] == [
+        "online",
+        "unknown",
+        "offline",
+        model.OTHER,
+        model.OTHER,
+        "online",
+    ]
+    assert whole.issues == {"connectionState": 2}

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..vocabulary import ENUM_FIELDS, enum_key
+from ..vocabulary import ENUM_FIELDS, code_text, enum_key
 from .reader import Reader
 
 __all__ = [
@@ -243,14 +243,17 @@ def read_token_header(r: Reader, key: str, value: Any) -> TokenHeader:
 
 
 def read_values(r: Reader, key: str, value: Any, endpoint: str) -> dict[str, dict[str, str]]:
-    """``values``: per enum field, this DMS's words -> the documented words."""
+    """``values``: per enum field, this DMS's words or codes -> the documented words. A code
+    (a YAML number or boolean key, ``1: ONLINE``, ``true: ACTIVE``) is keyed by its text."""
     enums = ENUM_FIELDS[endpoint]
     m = r.section(key, value, tuple(enums) or ("(no enum field)",))
     result: dict[str, dict[str, str]] = {}
     for name, words in m.items():
         if name not in enums:
             continue  # already reported as an unknown key
-        mapped = r.keep(r.strings, f"{key}.{name}", words) or {}
+        words = r.keep(r.section, f"{key}.{name}", words, None) or {}
+        mapped = r.keep(r.strings, f"{key}.{name}", {_code_key(w): v for w, v in words.items()})
+        mapped = mapped or {}
         by_key = {enum_key(v): v for v in enums[name]}
         for word, meant in mapped.items():
             if enum_key(meant) not in by_key:
@@ -262,6 +265,12 @@ def read_values(r: Reader, key: str, value: Any, endpoint: str) -> dict[str, dic
                 r.note(f"{key}.{name}.{word}", "the DMS word must not be empty")
         result[name] = {w: by_key[enum_key(v)] for w, v in mapped.items() if enum_key(v) in by_key}
     return result
+
+
+def _code_key(word: Any) -> Any:
+    """A ``values`` key as text: a number or boolean as its code text, anything else as is."""
+    code = None if isinstance(word, str) else code_text(word)
+    return word if code is None else code
 
 
 def read_gate(r: Reader, key: str, value: Any) -> GateSettings:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -28,6 +29,8 @@ from .paging import walk
 
 __all__ = ["EndpointProbe", "FieldProbe", "ProbeReport", "probe", "render_json", "render_text"]
 
+#: An enum value that is a code, as ``_unknown_values`` shows it: a number or a boolean.
+_CODE = re.compile(r"-?\d+(\.\d+)?|true|false")
 _JSON_TYPE_NAMES = {
     str: "string",
     int: "integer",
@@ -62,6 +65,8 @@ class EndpointProbe:
     fields: tuple[FieldProbe, ...] = ()
     unknown_values: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     unused_fields: Mapping[str, str | None] = field(default_factory=dict)  # name -> suggestion
+    #: enum field -> the ``values`` map to fill in, when every unknown value is a code
+    proposed_values: Mapping[str, str] = field(default_factory=dict)
     error: str = ""
     ok: bool = False
     verdict: str = ""
@@ -131,6 +136,7 @@ async def _probe_one(
     fields = _fields(endpoint, objects)
     unknown = _unknown_values(endpoint, objects)
     unused = _unused(endpoint, objects, fields)
+    proposed = _proposed_values(endpoint.name, unknown)
     result = EndpointProbe(
         endpoint=endpoint.name,
         url=url,
@@ -142,6 +148,7 @@ async def _probe_one(
         fields=fields,
         unknown_values=unknown,
         unused_fields=unused,
+        proposed_values=proposed,
         error=shape_error,
     )
     ok, verdict = _verdict(result)
@@ -181,18 +188,45 @@ def _unknown_values(
     return out
 
 
+def _proposed_values(endpoint: str, unknown: Mapping[str, Mapping[str, int]]) -> dict[str, str]:
+    """Per enum field whose unknown values are all numeric or boolean codes, the ``values``
+    map to fill in (``{1: ?, 2: ?}``) and the words to fill it with."""
+    out = {}
+    for name, words in unknown.items():
+        codes = [_CODE.fullmatch(word) for word in words]
+        if all(codes):
+            keys = sorted(words, key=lambda w: (w in ("true", "false"), _code_order(w)))
+            words_of = ", ".join(ENUM_FIELDS[endpoint][name])
+            out[name] = f"{{{name}: {{{', '.join(f'{k}: ?' for k in keys)}}}}} with {words_of}"
+    return out
+
+
+def _code_order(word: str) -> float:
+    try:
+        return float(word)
+    except ValueError:
+        return 0.0
+
+
 def _unused(
     endpoint: EndpointSettings, objects: list[dict[str, Any]], fields: tuple[FieldProbe, ...]
 ) -> dict[str, str | None]:
-    """Top-level fields no mapping reads -> the closest field the exporter found nowhere."""
+    """Fields no mapping reads -> the closest field the exporter found nowhere. An object no
+    mapping reads into is shown by its fields (``status.connection``)."""
     read = {f.path.split(".")[0] for f in fields}
-    seen: Counter[str] = Counter(key for obj in objects for key in obj if isinstance(key, str))
+    seen: Counter[str] = Counter()
+    for obj in objects:
+        for key, value in obj.items():
+            if isinstance(value, dict) and key not in read:
+                seen.update(f"{key}.{sub}" for sub in value if isinstance(sub, str))
+            elif isinstance(key, str):
+                seen[key] += 1
     missing = {f.name: f for f in fields if f.found == 0}
     out: dict[str, str | None] = {}
     for key, _ in seen.most_common():
         if key in read:
             continue
-        out[key] = _closest(key, missing)
+        out[key] = _closest(key.rsplit(".", 1)[-1], missing)
     return out
 
 
@@ -244,6 +278,10 @@ def render_text(config: Config, report: ProbeReport) -> str:
         for name, words in r.unknown_values.items():
             shown = ", ".join(f"{w!r} x{n}" for w, n in words.items())
             lines.append(f"  unknown {name} values: {shown} (map them in values.{name})")
+            if name in r.proposed_values:
+                lines.append(
+                    f"  {name} is sent as codes: fill in values: {r.proposed_values[name]}"
+                )
         for key, suggestion in r.unused_fields.items():
             hint = f": rename with fields: {{{suggestion}: {key}}}" if suggestion else ""
             lines.append(f"  not read: {key}{hint}")
