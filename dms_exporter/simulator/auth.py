@@ -1,4 +1,5 @@
-"""Authentication: token login with expiry and revocation, or HTTP Basic on every call."""
+"""Authentication: token or session-cookie login with expiry and revocation, or HTTP Basic or an
+API key on every call."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .clock import Clock
-from .shapes import LoginShape, login_answer, token_from
+from .shapes import LoginShape, login_answer, token_in
 
 AUTH_MODES = ("token", "basic", "api_key")
 
@@ -21,6 +23,15 @@ class Denied:
 
     code: str
     message: str
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A successful login's answer: its body, and the headers and cookies it sets."""
+
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -36,6 +47,7 @@ class Authenticator:
     api_key_header: str = "X-API-Key"  # mode api_key: the header that must hold the password
     _tokens: dict[str, float] = field(default_factory=dict, repr=False)  # token -> expiry
     _revoked: set[str] = field(default_factory=set, repr=False)
+    _bound: dict[str, str] = field(default_factory=dict, repr=False)  # session -> its token
 
     def __post_init__(self) -> None:
         if self.mode not in AUTH_MODES:
@@ -49,17 +61,32 @@ class Authenticator:
         pass_ok = hmac.compare_digest(password.encode(), self.password.encode())
         return user_ok and pass_ok
 
-    def issue_token(self) -> dict[str, object]:
-        """A new token, valid for ``token_ttl`` simulated seconds: the login response body."""
+    def issue_token(self) -> Issued:
+        """A new token (and session cookie, if the login shape has one), valid for
+        ``token_ttl`` simulated seconds: the login answer."""
         now = self.clock.now()
         if len(self._tokens) > 10000:
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
+            self._bound = {s: t for s, t in self._bound.items() if s in self._tokens}
+        shape = self.login
         token = secrets.token_urlsafe(24)
         self._tokens[token] = now + self.token_ttl
-        return login_answer(self.login, token, self.token_ttl, now)
+        issued = Issued(login_answer(shape, token, self.token_ttl, now))
+        if shape.token_from == "header":
+            issued.headers[shape.answer_header] = token
+        if shape.cookie:
+            session = token
+            if shape.sends_token:  # a session of its own, bound to the token
+                session = secrets.token_urlsafe(24)
+                self._tokens[session] = now + self.token_ttl
+                self._bound[session] = token
+            issued.cookies[shape.cookie] = session
+        return issued
 
-    def check(self, headers: Mapping[str, str]) -> Denied | None:
-        """``None`` if the request's headers let the call through, else why not."""
+    def check(
+        self, headers: Mapping[str, str], cookies: Mapping[str, str] | None = None
+    ) -> Denied | None:
+        """``None`` if the request's headers and cookies let the call through, else why not."""
         if self.mode == "api_key":
             key = headers.get(self.api_key_header)
             if key is None:
@@ -69,9 +96,22 @@ class Authenticator:
             return None
         if self.mode == "basic":
             return self.check_basic(headers.get("Authorization"))
-        value = token_from(self.login, headers)
+        shape = self.login
+        if shape.cookie:
+            session = (cookies or {}).get(shape.cookie)
+            denied = self._valid(session, "session cookie")
+            if denied is not None or not shape.sends_token:
+                return denied
+            token = token_in(shape, headers)
+            if token is None or token != self._bound.get(session or ""):
+                return Denied("INVALID_CSRF_TOKEN", f"{shape.token_header} missing or wrong")
+            return None
+        return self._valid(token_in(shape, headers), "token")
+
+    def _valid(self, value: str | None, what: str) -> Denied | None:
+        """``None`` if ``value`` is a token or session issued, not revoked and not expired."""
         if value is None:
-            return Denied("AUTHENTICATION_REQUIRED", "token required")
+            return Denied("AUTHENTICATION_REQUIRED", f"{what} required")
         if value in self._revoked:
             return Denied("TOKEN_REVOKED", "token has been revoked")
         expiry = self._tokens.get(value)

@@ -14,7 +14,7 @@ from aiohttp import web
 from .auth import Authenticator, Denied
 from .collection import dumps
 from .faults import ITEM_KINDS, RESPONSE_KINDS, TOKEN_KINDS, Fault, FaultBook, damage
-from .shapes import BadRequest, ListShape, query_int, render, window
+from .shapes import LOGIN_PAGE, BadRequest, ListShape, query_int, recode, render, window
 from .world import World
 
 BASE_PATH = "/dms-api/v1"
@@ -132,7 +132,10 @@ class DmsApi:
         """Every route of the API under ``base_path``; ``paths`` overrides endpoint paths."""
         paths = {**PATHS, **(paths or {})}
         login = self.auth.login
-        routes = [web.route(login.method, base_path + login.path, self.login)]
+        routes = [
+            web.route(login.method, base_path + login.path, self.login),
+            web.get(LOGIN_PAGE, self._login_page),
+        ]
         for endpoint, path in paths.items():
             if endpoint == "system":
                 routes.append(web.get(base_path + path, self._handler(endpoint, self._system)))
@@ -173,8 +176,21 @@ class DmsApi:
             user, password = body.get(shape.username_field), body.get(shape.password_field)
             if not self.auth.credentials_ok(user, password):
                 return error_response(401, "INVALID_CREDENTIALS", "invalid username or password")
-        obj = self.auth.issue_token()
-        return await self._send(request, "login", self._object(obj, "login", faults), faults)
+        issued = self.auth.issue_token()
+        request[EXTRA_HEADERS] = dict(issued.headers)
+        for name, value in issued.cookies.items():  # one at most
+            request[EXTRA_HEADERS]["Set-Cookie"] = f"{name}={value}; Path=/; HttpOnly"
+        body = self._object(issued.body, "login", faults)
+        response = await self._send(request, "login", body, faults)
+        response.set_status(shape.status)
+        return response
+
+    async def _login_page(self, request: web.Request) -> web.StreamResponse:
+        """Where an appliance sends a call whose session ended: an HTML form."""
+        return web.Response(
+            text="<html><body><form method=post><input name=j_username></form></body></html>",
+            content_type="text/html",
+        )
 
     # -- data endpoints ------------------------------------------------------------------
 
@@ -188,7 +204,7 @@ class DmsApi:
                     self.auth.expire_all()
                 else:
                     self.auth.revoke_all()
-            denied = self.auth.check(request.headers)
+            denied = self.auth.check(request.headers, request.cookies)
             if denied is not None:
                 return self._unauthorized(denied)
             paged = not self.bare_arrays and self.list_shape is None
@@ -213,8 +229,12 @@ class DmsApi:
         return handle
 
     def _unauthorized(self, denied: Denied) -> web.Response:
+        """401 (403, or a redirect to the login page, as the login shape says)."""
         headers = {"WWW-Authenticate": 'Basic realm="DMS"'} if self.auth.mode == "basic" else {}
-        return error_response(401, denied.code, denied.message, headers)
+        end = self.auth.login.session_end if self.auth.mode == "token" else "401"
+        if end == "redirect":
+            return web.Response(status=302, headers={"Location": LOGIN_PAGE})
+        return error_response(int(end), denied.code, denied.message, headers)
 
     def _system(
         self, request: web.Request, endpoint: str, query: Query, faults: list[Fault]
@@ -244,9 +264,10 @@ class DmsApi:
         item_faults = [f for f in faults if f.kind in ITEM_KINDS]
         if self.list_shape is not None:
             offset, limit = window(self.list_shape, request.query, len(listing))
+            served = self.list_shape.fields.get(endpoint, ())
             items = [
-                dumps(damage(json.loads(b), item_faults, endpoint, offset + i))
-                if item_faults
+                dumps(recode(served, damage(json.loads(b), item_faults, endpoint, offset + i)))
+                if item_faults or served
                 else b
                 for i, b in enumerate(listing[offset : offset + limit])
             ]

@@ -1,5 +1,6 @@
 """API shapes the simulator can speak besides the documented one: list envelopes, paging styles,
-login requests and answers, and how the token (or an API key) is sent.
+fields served under other names or as codes, login requests and answers, and how the session
+(a token, a cookie, or both) is carried.
 
 Named presets (``LIST_SHAPES``, ``LOGIN_SHAPES``) model well-known REST styles; each is a plain
 dataclass, so a test can build any other combination. Pure functions only: the server calls them.
@@ -10,18 +11,33 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from .clock import iso
+from .clock import iso, parse_iso
 
 PAGING_STYLES = ("offset", "page", "next", "link", "cursor", "none")
+TOKEN_FROM = ("body", "header", "cookie")
+SESSION_ENDS = ("401", "403", "redirect")
+#: Where the ``redirect`` session end sends a call (an HTML page, as appliances do).
+LOGIN_PAGE = "/login.html"
 ITEMS_MARK = "\x00items\x00"  # replaced by the raw items array after dumping the envelope
 
 
 class BadRequest(ValueError):
     """A query parameter the API refuses (400 INVALID_PARAMETER)."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """One documented field served another way: at another (dotted) ``path``, its enum words
+    as ``codes`` (a number, numeric text or a boolean per word), or a time in epoch ms."""
+
+    name: str
+    path: str
+    codes: Mapping[str, Any] = field(default_factory=dict)
+    epoch_ms: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,8 @@ class ListShape:
     cursor_param: str = "cursor"
     echo: bool = False  # also send offset and limit in the envelope (the documented shape)
     max_size: int = 1000
+    #: per endpoint, the fields served another way (``Served``)
+    fields: Mapping[str, tuple[Served, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.paging not in PAGING_STYLES:
@@ -60,7 +78,11 @@ class LoginShape:
 
     ``encoding``: ``json`` or ``form`` body with ``username_field``/``password_field``, or
     ``basic`` (a Basic header, no body). ``expiry``: ``seconds`` (at ``expiry_path``),
-    ``timestamp`` (ISO 8601 at ``expiry_path``) or ``none``.
+    ``timestamp`` (ISO 8601 at ``expiry_path``) or ``none``. ``token_from``: the token is at
+    ``token_path`` in the body, in the answer's header ``answer_header``, or there is none and
+    the session is the ``cookie`` alone. With ``cookie`` set, the login also sets that cookie and
+    every call must carry it (besides the token, if any). ``session_end``: a call without a
+    valid session gets ``401``, ``403``, or a redirect to an HTML login page.
     """
 
     method: str = "POST"
@@ -73,6 +95,46 @@ class LoginShape:
     expiry: str = "seconds"
     token_header: str = "Authorization"
     token_scheme: str = "Bearer"  # "": the header holds the token alone
+    token_from: str = "body"
+    answer_header: str = "X-Subject-Token"
+    cookie: str | None = None
+    session_end: str = "401"
+    status: int = 200  # of a successful login
+
+    def __post_init__(self) -> None:
+        if self.token_from not in TOKEN_FROM:
+            raise ValueError(f"token_from must be one of {', '.join(TOKEN_FROM)}")
+        if self.session_end not in SESSION_ENDS:
+            raise ValueError(f"session_end must be one of {', '.join(SESSION_ENDS)}")
+        if self.token_from == "cookie" and not self.cookie:
+            raise ValueError("token_from cookie needs the cookie's name")
+
+    @property
+    def sends_token(self) -> bool:
+        """Whether calls carry a token in ``token_header`` (not only a cookie)."""
+        return self.token_from != "cookie"
+
+
+#: An appliance's fields (Java-style embedded web servers): states as numeric codes, a flag for
+#: the alarm state, nested status, times in epoch milliseconds.
+APPLIANCE_FIELDS: dict[str, tuple[Served, ...]] = {
+    "devices": (
+        Served(
+            "connectionState",
+            "status.connection",
+            {"UNKNOWN": 0, "ONLINE": 1, "OFFLINE": 2, "NEVER_CONNECTED": 3},
+        ),
+        Served("controlMode", "status.mode", {"LOCAL": "0", "DMS": "1"}),  # numeric text
+        Served("lastContact", "status.lastSeen", epoch_ms=True),
+    ),
+    "alarms": (
+        Served(
+            "severity", "severity", {"CRITICAL": 1, "MAJOR": 2, "MINOR": 3, "WARNING": 4, "INFO": 5}
+        ),
+        Served("state", "active", {"ACTIVE": True, "CLEARED": False}),
+        Served("assertedTime", "raisedAt", epoch_ms=True),
+    ),
+}
 
 
 LIST_SHAPES: dict[str, ListShape] = {
@@ -101,6 +163,10 @@ LIST_SHAPES: dict[str, ListShape] = {
     ),
     # HAL without paging: {_embedded: {items: [...]}}
     "hal": ListShape(items="_embedded.items", total=None, paging="none"),
+    # an appliance: bare arrays, the next page in the Link header, numeric codes (APPLIANCE_FIELDS)
+    "appliance": ListShape(
+        items=None, total=None, paging="link", size_param="per_page", fields=APPLIANCE_FIELDS
+    ),
 }
 
 LOGIN_SHAPES: dict[str, LoginShape] = {
@@ -126,6 +192,39 @@ LOGIN_SHAPES: dict[str, LoginShape] = {
     # GET with HTTP Basic, no expiry, "Authorization: Token <t>"
     "basic_get": LoginShape(
         method="GET", path="/auth/token", encoding="basic", expiry="none", token_scheme="Token"
+    ),
+    # a Java appliance: a form login answering {"status": "ok"} and a JSESSIONID cookie, the
+    # session ending with a redirect to the login page
+    "cookie": LoginShape(
+        path="/login",
+        encoding="form",
+        username_field="j_username",
+        password_field="j_password",
+        token_from="cookie",
+        cookie="JSESSIONID",
+        expiry="none",
+        session_end="redirect",
+    ),
+    # OpenStack Keystone style: 201 with the token in X-Subject-Token, sent back in X-Auth-Token;
+    # the body says when it expires ({"token": {"expires_at": ...}})
+    "header": LoginShape(
+        path="/auth/tokens",
+        token_from="header",
+        expiry="timestamp",
+        expiry_path="token.expires_at",
+        token_header="X-Auth-Token",
+        token_scheme="",
+        status=201,
+    ),
+    # a session cookie plus a CSRF token from the body, echoed in X-CSRF-Token on every call
+    "csrf": LoginShape(
+        path="/session",
+        token_path="csrfToken",
+        expiry="none",
+        token_header="X-CSRF-Token",
+        token_scheme="",
+        cookie="SESSION",
+        session_end="403",
     ),
 }
 
@@ -180,10 +279,28 @@ def render(
     return body.replace(json.dumps(ITEMS_MARK).encode(), raw), headers
 
 
+def recode(served: Sequence[Served], item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` with each ``served`` field moved to its path, as its code or epoch ms."""
+    for way in served:
+        if way.name not in item:
+            continue
+        value = item.pop(way.name)
+        if way.codes:
+            value = way.codes.get(value, value)  # a word without a code is sent as it is
+        elif way.epoch_ms and isinstance(value, str):
+            value = round(parse_iso(value) * 1000)
+        _put(item, way.path, value)
+    return item
+
+
 def login_answer(shape: LoginShape, token: str, ttl: float, now: float) -> dict[str, Any]:
-    """The login answer carrying ``token`` valid for ``ttl`` seconds from ``now``."""
+    """The login answer's body for ``token`` valid for ``ttl`` seconds from ``now`` (the token
+    itself only when it comes in the body)."""
     answer: dict[str, Any] = {}
-    _put(answer, shape.token_path, token)
+    if shape.token_from == "body":
+        _put(answer, shape.token_path, token)
+    elif shape.token_from == "cookie":
+        answer["status"] = "ok"
     if shape.expiry == "seconds":
         _put(answer, shape.expiry_path, int(ttl))
     elif shape.expiry == "timestamp":
@@ -193,7 +310,7 @@ def login_answer(shape: LoginShape, token: str, ttl: float, now: float) -> dict[
     return answer
 
 
-def token_from(shape: LoginShape, headers: Mapping[str, str]) -> str | None:
+def token_in(shape: LoginShape, headers: Mapping[str, str]) -> str | None:
     """The token a request carries, or None (missing, or the wrong scheme)."""
     value = (headers.get(shape.token_header) or "").strip()
     if not shape.token_scheme:
