@@ -260,19 +260,21 @@ def test_docs_list_every_field_and_key() -> None:
     keys += ["next_path", "next_header", "cursor_path", "cursor_param", "login.method"]
     keys += ["login.encoding", "login.username_field", "login.password_field", "login.token_path"]
     keys += ["login.expiry", "login.expiry_path", "token_header.name", "token_header.scheme"]
+    keys += ["login.token_from", "login.token_header"]
     keys += ["skipped_above", "bad_values_above", "last_good_below"]
     for key in keys:
         assert f"`{key}`" in docs, key
 
 
 def test_the_worked_shape_examples_in_the_docs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Django REST framework, JSON:API and Spring Data, as docs/configuration.md shows them."""
+    """Django REST framework, JSON:API, Spring Data and a Java appliance, as
+    docs/configuration.md shows them."""
     monkeypatch.setenv("DMS_PASSWORD", "pw")
     docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", docs, re.DOTALL)
     shaped = [yaml.safe_load(b) for b in blocks if "envelope:" in b and "url:" in b]
-    assert len(shaped) == 3
-    drf, jsonapi, spring = (config_from_mapping(data, "docs.yml") for data in shaped)
+    assert len(shaped) == 4
+    drf, jsonapi, spring, appliance = (config_from_mapping(data, "docs.yml") for data in shaped)
     assert drf.endpoints["devices"].envelope == Envelope(items="results", total="count")
     assert drf.endpoints["devices"].paging.style == "next"
     assert jsonapi.endpoints["alarms"].paging.page_param == "page[number]"
@@ -280,3 +282,5 @@ def test_the_worked_shape_examples_in_the_docs_are_valid(monkeypatch: pytest.Mon
     assert spring.endpoints["devices"].paging.first_page == 0
     assert spring.endpoints["alarms"].paging.style == "none"
     assert spring.dms.login.token_path == "access_token"
+    assert appliance.dms.login.token_from == "cookie"
+    assert appliance.endpoints["alarms"].values["state"] == {"true": "ACTIVE", "false": "CLEARED"}

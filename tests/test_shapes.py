@@ -94,6 +94,42 @@ LOGIN_STYLES: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
     "api_key": ("api_key", {"auth": "api_key"}),
+    # a Java appliance: form login, no token, the JSESSIONID cookie is the session
+    "cookie": (
+        "token",
+        {
+            "login_path": "/login",
+            "login": {
+                "encoding": "form",
+                "username_field": "j_username",
+                "password_field": "j_password",
+                "token_from": "cookie",
+            },
+        },
+    ),
+    # OpenStack style: the token in the answer's X-Subject-Token, sent back in X-Auth-Token
+    "header": (
+        "token",
+        {
+            "login_path": "/auth/tokens",
+            "login": {
+                "token_from": "header",
+                "token_header": "X-Subject-Token",
+                "expiry": "timestamp",
+                "expiry_path": "token.expires_at",
+            },
+            "token_header": {"name": "X-Auth-Token"},
+        },
+    ),
+    # a session cookie and a CSRF token from the body, echoed in X-CSRF-Token
+    "csrf": (
+        "token",
+        {
+            "login_path": "/session",
+            "login": {"token_path": "csrfToken", "expiry": "none"},
+            "token_header": {"name": "X-CSRF-Token"},
+        },
+    ),
 }
 
 

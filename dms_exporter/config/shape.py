@@ -18,6 +18,7 @@ from .reader import Reader
 
 __all__ = [
     "PAGING_STYLES",
+    "TOKEN_FROM",
     "Envelope",
     "GateSettings",
     "LoginShape",
@@ -47,10 +48,13 @@ _LOGIN_KEYS = (
     "encoding",
     "username_field",
     "password_field",
+    "token_from",
     "token_path",
+    "token_header",
     "expiry_path",
     "expiry",
 )
+TOKEN_FROM = ("body", "header", "cookie")
 _GATE_KEYS = ("enabled", "skipped_above", "bad_values_above", "last_good_below")
 _DOTTED = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 _RATIO = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*%")
@@ -107,9 +111,16 @@ class LoginShape:
     encoding: str = "json"  # json | form (the two fields in the body) | basic (a Basic header)
     username_field: str = "username"
     password_field: str = "password"
+    token_from: str = "body"  # body (at token_path) | header (token_header) | cookie (no token)
     token_path: str = "token"
+    token_header: str | None = None  # the login answer's header holding the token
     expiry_path: str | None = "expiresIn"
     expiry: str = "seconds"  # seconds (from now) | timestamp (when it ends) | none (until 401)
+
+    @property
+    def sends_token(self) -> bool:
+        """Whether calls carry a token (``token_from: cookie``: the session cookie alone)."""
+        return self.token_from != "cookie"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +220,21 @@ def read_login(r: Reader, key: str, value: Any) -> LoginShape:
         for name in ("username_field", "password_field"):
             if name in m:
                 r.fail(f"{key}.{name}", "is not used with encoding basic (a Basic header)")
-    expiry = r.choice(f"{key}.expiry", m.get("expiry"), "seconds", ("seconds", "timestamp", "none"))
+    token_from = r.choice(f"{key}.token_from", m.get("token_from"), "body", TOKEN_FROM)
+    if token_from != "body" and "token_path" in m:
+        r.note(f"{key}.token_path", f"is not used with token_from: {token_from}")
+    token_header = None
+    if token_from == "header":
+        if m.get("token_header") is None:
+            r.fail(f"{key}.token_header", "is required with token_from: header (X-Subject-Token)")
+        token_header = read_header_name(r, f"{key}.token_header", m["token_header"])
+    elif "token_header" in m:
+        r.fail(f"{key}.token_header", "is used only with token_from: header")
+    # a session cookie usually says nothing of its end: kept until a call is refused
+    default_expiry = "none" if token_from == "cookie" else "seconds"
+    expiry = r.choice(
+        f"{key}.expiry", m.get("expiry"), default_expiry, ("seconds", "timestamp", "none")
+    )
     expiry_path: str | None = "expiresIn" if expiry == "seconds" else None
     if m.get("expiry_path") is not None:
         if expiry == "none":
@@ -222,7 +247,9 @@ def read_login(r: Reader, key: str, value: Any) -> LoginShape:
         encoding=encoding,
         username_field=_param(r, f"{key}.username_field", m.get("username_field", "username")),
         password_field=_param(r, f"{key}.password_field", m.get("password_field", "password")),
+        token_from=token_from,
         token_path=_dotted(r, f"{key}.token_path", m.get("token_path", "token")),
+        token_header=token_header,
         expiry_path=expiry_path,
         expiry=expiry,
     )

@@ -190,6 +190,9 @@ class ConfigReader(Reader):
         )
         url, username = m.get("url"), m.get("username")
         urls = (keep(self.urls, url) or []) if url is not None else []
+        login = keep(read_login, self, "dms.login", m.get("login")) or LoginShape()
+        if not login.sends_token and m.get("token_header") is not None:
+            self.note("dms.token_header", "is not used with dms.login.token_from: cookie")
         return DmsSettings(
             url=urls[0] if urls else "",
             standby_urls=tuple(urls[1:]),
@@ -200,7 +203,7 @@ class ConfigReader(Reader):
             password=keep(self.password, m),
             auth=auth,
             login_path=keep(self.path, "dms.login_path", value_or(m, "login_path", "/auth/login")),
-            login=keep(read_login, self, "dms.login", m.get("login")) or LoginShape(),
+            login=login,
             token_header=keep(read_token_header, self, "dms.token_header", m.get("token_header"))
             or TokenHeader(),
             api_key_header=keep(

@@ -7,12 +7,16 @@ the login's own limit is ``dms.timeout``. After a failed login no new one is tri
 backoff ends: after a refusal (401/403 or the DMS's "bad credentials" error) it starts at
 ``dms.login_backoff.initial`` and doubles with each refusal in a row up to ``.max``; after the
 DMS could not be reached or answered an error it is ``.initial``. Both are jittered. Callers in
-the backoff get the last failure again, without a request. A 401 to a token that no call has
-accepted since the login that gave it (``refused``) is a refused login too: the DMS takes the
-credentials but not the session (a revoked role, another tenant), and logging in again at every
-poll would not change that. The streak of refusals ends when a call accepts a token
-(``accepted``). ``_post_login`` is the one place that knows how the credentials are sent and how
-the answer is read.
+the backoff get the last failure again, without a request. A refused call (401, or as the
+client judges a session ended: a 403 with a session cookie, a redirect to the login page) with a
+token that no call has accepted since the login that gave it (``refused``) is a refused login
+too: the DMS takes the credentials but not the session (a revoked role, another tenant), and
+logging in again at every poll would not change that. The streak of refusals ends when a call
+accepts a token (``accepted``). ``_post_login`` is the one place that knows how the credentials
+are sent and how the answer is read: the token at a path of its body, in one of its headers, or
+none (``dms.login.token_from: cookie``: the cookies it sets are the session; the client's jar
+keeps them, and the "token" is their values, to tell sessions apart). ``Login.cookies`` names
+the cookies the last login answer set: with them, a ``403`` also means the session ended.
 """
 
 from __future__ import annotations
@@ -22,11 +26,14 @@ import base64
 import logging
 import math
 import random
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..config import DmsSettings, EndpointSettings
+from ..config.shape import LoginShape
 from ..errors import (
     DmsApiError,
     DmsAuthError,
@@ -40,13 +47,25 @@ from ..model import LoginState
 from ..vocabulary import parse_time
 from .paging import walk
 
-__all__ = ["BACKOFF_JITTER", "REFUSAL_CODES", "Login", "Transport", "basic_header", "login_result"]
+__all__ = [
+    "BACKOFF_JITTER",
+    "REFUSAL_CODES",
+    "Answer",
+    "Login",
+    "Transport",
+    "basic_header",
+    "login_result",
+    "refusal_text",
+]
 
 log = logging.getLogger(__name__)
 
 #: Each backoff is multiplied by a random factor in [1 - BACKOFF_JITTER, 1]: never longer than
 #: configured, and exporters that share an account do not retry in lockstep.
 BACKOFF_JITTER = 0.1
+#: Headers of a login answer that may carry a token (``X-Subject-Token``, ``X-Auth-Token``).
+_TOKEN_HEADER = re.compile(r"token|session|auth", re.IGNORECASE)
+_NOT_TOKEN_HEADERS = frozenset({"set-cookie", "www-authenticate"})
 #: DMS error codes of a login answer that mean "these credentials are refused", whatever the
 #: HTTP status (some DMS answer 400 or 500 with them).
 REFUSAL_CODES = frozenset(
@@ -64,6 +83,16 @@ def login_result(error: DmsApiError) -> str:
     return "error"
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A 2xx answer to the login: its headers, the cookies it set (on its way through
+    redirects too) and its JSON (None when it is none)."""
+
+    headers: Mapping[str, str]
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+
+
 class Transport(Protocol):
     """What a login needs of the client that holds it: the settings, one request, and errors
     whose messages name the call with every secret masked (``DmsClient`` is one)."""
@@ -71,9 +100,10 @@ class Transport(Protocol):
     settings: DmsSettings
 
     @property
-    def request(self) -> Callable[..., Awaitable[Any]]:
-        """``(endpoint, method, path, base=, json_body=|form_body=|headers=)``: the decoded
-        JSON of a 2xx answer, else a ``DmsApiError``."""
+    def answer(self) -> Callable[..., Awaitable[Answer]]:
+        """``(endpoint, method, path, json=, base=, json_body=|form_body=|headers=)``: the
+        ``Answer`` of a 2xx answer, else a ``DmsApiError``; with ``json``, a body that is not
+        JSON is a ``DmsPayloadError``."""
 
     @property
     def error(self) -> Callable[..., DmsApiError]:
@@ -105,6 +135,8 @@ class Login:
         self._last_error: DmsApiError | None = None
         self._accepted = False  # a call has succeeded with the token held
         self._counted: str | None = None  # the token whose 401 was counted as a refusal
+        #: the names of the cookies the last login answer set (a session riding on cookies)
+        self.cookies: tuple[str, ...] = ()
 
     @property
     def current(self) -> str | None:
@@ -150,11 +182,11 @@ class Login:
         state.next_attempt = self._clock() + delay
         code = f" {error.code}" if error.code else ""
         detail = (
-            f"HTTP 401{code} right after a successful login as "
+            f"{refusal_text(error)}{code} right after a successful login as "
             f"{self._client.settings.username!r}: the DMS takes the credentials but refuses "
             "the calls (a revoked role, another tenant?)"
         )
-        kwargs = {"status": 401, "code": error.code}
+        kwargs = {"status": error.status, "code": error.code}
         self._last_error = self._client.error(
             DmsAuthError, endpoint, "GET", endpoint.path, detail, **kwargs
         )
@@ -244,7 +276,9 @@ class Login:
                 "Authorization": basic_header(settings.username, settings.password)
             }
         try:
-            body = await client.request(endpoint, method, path, base=self.url, **kwargs)
+            answer = await client.answer(
+                endpoint, method, path, json=shape.token_from == "body", base=self.url, **kwargs
+            )
         except (DmsAuthError, DmsHttpError, DmsUnavailableError) as exc:
             if exc.status not in (401, 403) and exc.code not in REFUSAL_CODES:
                 raise
@@ -253,9 +287,11 @@ class Login:
                 detail += f" {exc.code}"
             kwargs = {"status": exc.status, "code": exc.code}
             raise client.error(DmsAuthError, endpoint, method, path, detail, **kwargs) from exc
-        token = walk(body, shape.token_path)
-        if not isinstance(token, str) or not token:
-            detail = f"no token at {shape.token_path!r} in the answer (see dms.login.token_path)"
+        self.cookies = tuple(answer.cookies)
+        body = answer.body
+        token = _token(shape, body, answer.headers, answer.cookies)
+        if token is None:
+            detail = _no_token(shape, answer.headers, answer.cookies)
             raise client.error(DmsPayloadError, endpoint, method, path, detail)
         expiry = walk(body, shape.expiry_path) if shape.expiry_path else None
         if shape.expiry == "timestamp":
@@ -264,6 +300,49 @@ class Login:
         elif isinstance(expiry, str):  # "3600" from a DMS that quotes its numbers
             expiry = _number(expiry)
         return token, expiry
+
+
+def refusal_text(error: DmsApiError) -> str:
+    """How a call was refused: ``HTTP 401``, ``HTTP 403`` or ``a redirect to the login page``."""
+    if error.status is not None and 300 <= error.status < 400:
+        return "a redirect to the login page"
+    return f"HTTP {error.status}"
+
+
+def _token(
+    shape: LoginShape, body: Any, headers: Mapping[str, str], cookies: Mapping[str, str]
+) -> str | None:
+    """The token of a login answer, where ``shape.token_from`` says; None if it is not there."""
+    if shape.token_from == "cookie":
+        return ";".join(cookies.values()) or None
+    if shape.token_from == "header":
+        token: Any = headers.get(shape.token_header or "")
+    else:
+        token = walk(body, shape.token_path)
+    return token if isinstance(token, str) and token else None
+
+
+def _no_token(shape: LoginShape, headers: Mapping[str, str], cookies: Mapping[str, str]) -> str:
+    """Why no token was found, and where the answer seems to keep its session instead."""
+    if shape.token_from == "cookie":
+        return "the answer set no cookie (see dms.login.token_from)"
+    if shape.token_from == "header":
+        detail = f"no header {shape.token_header} in the answer (see dms.login.token_header)"
+    else:
+        detail = f"no token at {shape.token_path!r} in the answer (see dms.login.token_path)"
+    named = [h for h in dict.fromkeys(headers) if h.lower() != (shape.token_header or "").lower()]
+    found = [h for h in named if _TOKEN_HEADER.search(h) and h.lower() not in _NOT_TOKEN_HEADERS]
+    if found:
+        return (
+            f"{detail}; its header {found[0]} looks like the token: set dms.login.token_from: "
+            f"header and dms.login.token_header: {found[0]}"
+        )
+    if cookies:
+        return (
+            f"{detail}; it set the cookie {', '.join(cookies)}: if that is the session, set "
+            "dms.login.token_from: cookie"
+        )
+    return detail
 
 
 def basic_header(username: str, password: str) -> str:

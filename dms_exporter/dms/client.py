@@ -44,8 +44,9 @@ from ..errors import (
     DmsUnavailableError,
 )
 from ..model import DmsLinks, LoginState
-from .auth import Login, basic_header
+from .auth import Answer, Login, basic_header, refusal_text
 from .budget import Budget
+from .cookies import OriginJar
 from .failover import Links, is_standby
 from .paging import Page, PagingError, collect
 
@@ -93,6 +94,7 @@ class DmsClient:
         self._tokens: list[str] = []  # the last tokens sent
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._jar: OriginJar | None = None  # the session's cookies
         self._budget = Budget(settings.max_concurrency)
         self._links = Links((settings.url, *settings.standby_urls), links or DmsLinks())
         self._login = Login(self, login_state or LoginState(), clock=clock, url=settings.url)
@@ -241,11 +243,13 @@ class DmsClient:
         token = await login.token(endpoint)
         try:
             body = await self.request(endpoint, "GET", endpoint.path, token=token, **kwargs)
-        except DmsAuthError as exc:
+        except (DmsAuthError, DmsHttpError) as exc:
+            if not _session_ended(exc, login):
+                raise
             refusal = login.refused(endpoint, token, exc)  # right after the login: no new one
             if refusal is not None:
                 raise refusal from exc
-            log.debug("token refused, logging in again", extra={"endpoint": endpoint.name})
+            log.debug("session refused, logging in again", extra={"endpoint": endpoint.name})
         else:
             login.accepted(token)
             return body
@@ -253,17 +257,57 @@ class DmsClient:
         token = await login.token(endpoint, refused=token)  # in the backoff: its error
         try:
             body = await self.request(endpoint, "GET", endpoint.path, token=token, **kwargs)
-        except DmsAuthError as exc:
+        except (DmsAuthError, DmsHttpError) as exc:
+            if not _session_ended(exc, login):
+                raise
             refusal = login.refused(endpoint, token, exc)
             if refusal is not None:
                 raise refusal from exc
-            detail = f"HTTP 401 even after logging in again ({exc.code or 'no error code'})"
-            error = self.error(DmsAuthError, endpoint, "GET", endpoint.path, detail, status=401)
+            code = exc.code or "no error code"
+            detail = f"{refusal_text(exc)} even after logging in again ({code})"
+            status = exc.status
+            error = self.error(DmsAuthError, endpoint, "GET", endpoint.path, detail, status=status)
             raise error from exc
         login.accepted(token)
         return body
 
     async def request(
+        self,
+        endpoint: EndpointSettings,
+        method: str,
+        path: str,
+        *,
+        headers_out: dict[str, str] | None = None,
+        **send: Any,
+    ) -> Any:
+        """One HTTP request within ``settings.timeout``; the decoded JSON of a 2xx answer.
+
+        ``send``: the keywords of ``_send`` (``params``, ``token``, ``url``, ``base``...);
+        ``headers_out`` receives the answer's ``Link`` header and its status (as ``:status``)."""
+        response, body = await self._send(endpoint, method, path, **send)
+        if headers_out is not None:  # for paging (Link) and --probe (the status)
+            headers_out[":status"] = str(response.status)
+            if "Link" in response.headers:
+                headers_out["Link"] = response.headers["Link"]
+        return await self._decode(endpoint, method, path, response, body)
+
+    async def answer(
+        self, endpoint: EndpointSettings, method: str, path: str, *, json: bool, **kwargs: Any
+    ) -> Answer:
+        """The login's answer (``auth.Transport.answer``): headers, cookies set, JSON."""
+        response, body = await self._send(endpoint, method, path, **kwargs)
+        cookies: dict[str, str] = {}
+        for step in (*response.history, response):
+            cookies.update((name, m.value) for name, m in step.cookies.items() if m.value)
+        try:
+            decoded = await self._decode(endpoint, method, path, response, body)
+        except DmsPayloadError:
+            if json:
+                raise
+            decoded = None  # the token is elsewhere: the body may be empty, a page, anything
+        return Answer(response.headers, cookies, decoded)
+
+    async def _send(
         self,
         endpoint: EndpointSettings,
         method: str,
@@ -275,19 +319,17 @@ class DmsClient:
         token: str | None = None,
         headers: dict[str, str] | None = None,
         url: str | None = None,
-        headers_out: dict[str, str] | None = None,
         base: str | None = None,
-    ) -> Any:
-        """One HTTP request within ``settings.timeout``; the decoded JSON of a 2xx answer.
-
-        The request goes to ``base + path``, ``base`` by default the active DMS URL; ``url``
-        replaces that; ``headers_out`` receives the answer's ``Link`` header and its status (as
-        ``:status``)."""
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """One HTTP request up to a 2xx answer: the response and its body, not decoded. The
+        request goes to ``base + path``, ``base`` by default the active DMS URL; ``url`` replaces
+        that. A call redirected to an HTML page or the login path is a ``DmsAuthError`` (the
+        session ended), unless it is the login itself."""
         settings = self.settings
         base = base or self._links.active
         if token and token not in self._tokens:  # masked even after a new login replaced it
             self._tokens = [*self._tokens[-3:], token]
-        if token:
+        if token and settings.login.sends_token:
             headers = {
                 **(headers or {}),
                 settings.token_header.name: settings.token_header.value(token),
@@ -319,10 +361,6 @@ class DmsClient:
         exchange.add_done_callback(functools.partial(self._exchange_done, base, login))
         try:
             response, body = await asyncio.shield(exchange)
-            if headers_out is not None:  # for paging (Link) and --probe (the status)
-                headers_out[":status"] = str(response.status)
-                if "Link" in response.headers:
-                    headers_out["Link"] = response.headers["Link"]
         except TimeoutError as exc:
             detail = f"no answer within dms.timeout={settings.timeout:g}s"
             raise self.error(DmsTimeoutError, endpoint, method, path, detail) from exc
@@ -338,6 +376,28 @@ class DmsClient:
         status = response.status
         if not 200 <= status < 300:
             raise self._status_error(endpoint, method, path, response, body)
+        if response.history and not login and self._at_login_page(response):
+            to = self._excerpt(response.url.path)
+            detail = f"the session ended: redirected to {to}"
+            first = response.history[0].status
+            raise self.error(DmsAuthError, endpoint, method, path, detail, status=first)
+        return response, body
+
+    def _at_login_page(self, response: aiohttp.ClientResponse) -> bool:
+        """Whether a redirected call ended at a login page: HTML, or the login path."""
+        login_path = urlsplit(self._links.active + self.settings.login_path).path
+        return response.content_type == "text/html" or response.url.path == login_path
+
+    async def _decode(
+        self,
+        endpoint: EndpointSettings,
+        method: str,
+        path: str,
+        response: aiohttp.ClientResponse,
+        body: bytes,
+    ) -> Any:
+        """The JSON of a 2xx answer, or a ``DmsPayloadError``."""
+        status = response.status
         if response.content_type == "text/html":
             detail = f"HTTP {status}: an HTML page, not JSON (a proxy or login page?)"
             raise self.error(DmsPayloadError, endpoint, method, path, detail, status=status)
@@ -480,7 +540,8 @@ class DmsClient:
         return cls(message, endpoint=endpoint.name, **kwargs)
 
     def _secrets(self) -> set[str]:
-        return {*self._known_secrets, *self._tokens, self._login.current or ""}
+        cookies = self._jar.values if self._jar is not None else ()
+        return {*self._known_secrets, *self._tokens, *cookies, self._login.current or ""}
 
     def _excerpt(self, text: str) -> str:
         """A short excerpt of text from the DMS or the network, masked before it is cut."""
@@ -501,12 +562,22 @@ class DmsClient:
                 headers["Authorization"] = basic_header(settings.username, settings.password)
             elif settings.auth == "api_key":
                 headers[settings.api_key_header] = settings.password
+            self._jar = OriginJar(remembered=self._jar.values if self._jar else ())
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=verify),
                 trust_env=settings.proxy == "environment",
                 headers=headers,
+                cookie_jar=self._jar,
             )
         return self._session
+
+
+def _session_ended(error: DmsApiError, login: Login) -> bool:
+    """Whether a refused call means "log in again": a 401 or a redirect to the login page, or a
+    403 when the session rides on a cookie (appliances end idle sessions so)."""
+    if isinstance(error, DmsAuthError):
+        return True
+    return error.status == 403 and bool(login.cookies)
 
 
 def _clip(text: str) -> str:
