@@ -109,12 +109,15 @@ class Simulator:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> Simulator:
-        """Generate the population, bind the port and start serving (and ticking)."""
+        """Generate the population, bind the port and start serving (and ticking). Started
+        again after ``stop``, it serves the same world on the same port: a DMS restart keeps
+        its database."""
         if self._runner is not None:
             return self
-        self._world = await asyncio.to_thread(
-            World.create, self.devices, self.seed, self.clock, self.change_rate
-        )
+        if self._world is None:
+            self._world = await asyncio.to_thread(
+                World.create, self.devices, self.seed, self.clock, self.change_rate
+            )
         if self.role is not None:
             self._world.set_role(self.role)
         app = self._app()

@@ -322,3 +322,20 @@ async def test_state_reports_peak_concurrency_and_role():
             await session.delete(sim.control_url + "/request-counts")
             state = await (await session.get(sim.control_url + "/state")).json()
             assert state["peakInFlight"] == 0
+
+
+async def test_a_restarted_simulator_keeps_its_world_and_port() -> None:
+    """Stopped, the DMS refuses connections; started again, it answers on the same URL with
+    the alarms it had (a DMS restart keeps its database)."""
+    async with (
+        start_simulator(devices=20, seed=5, frozen=True) as sim,
+        aiohttp.ClientSession(timeout=TIMEOUT) as session,
+    ):
+        dms, url = Dms(sim, session), sim.base_url
+        alarm = sim.raise_alarm(None, "CRITICAL", "OTA_COMMAND_FAILED")
+        await sim.stop()
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await dms.get("/alarms")
+        await sim.start()
+        assert sim.base_url == url
+        assert alarm["id"] in {a["id"] for a in await dms.page_all("/alarms")}
