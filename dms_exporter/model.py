@@ -231,7 +231,7 @@ class EndpointStatus:
     enabled: bool
     interval: float
     up: bool  # the last poll succeeded
-    stale: bool  # the last good table outlived stale_after and its series were dropped
+    stale: bool  # the last good data outlived stale_after: shown marked old, or dropped
     last_poll: float | None  # Unix time the last poll ended
     last_success: float | None
     last_duration: float | None  # seconds
@@ -242,6 +242,8 @@ class EndpointStatus:
     errors_total: Mapping[str, int]  # reason -> count
     rows_skipped_total: int
     unknown_values_total: int
+    data_time: float | None = None  # Unix time the data shown was read from the DMS; None: none
+    restored: bool = False  # the data shown was read back from disk at start, not polled yet
 
 
 #: The ``result`` label values of ``dms_exporter_logins_total``.

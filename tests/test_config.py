@@ -62,6 +62,7 @@ def test_minimal_config_fills_every_endpoint_with_defaults() -> None:
         assert settings.enabled
         assert settings.timeout == min(interval * 0.8, interval - 1)
         assert settings.stale_after == 3 * interval
+        assert settings.drop_after == 86400  # a day of old data is shown, then dropped
         assert settings.fields == {}
     assert config.endpoints["alarms"].params == {"state": "active"}
     assert config.endpoints["devices"].params == {}
@@ -78,6 +79,21 @@ def test_minimal_config_fills_every_endpoint_with_defaults() -> None:
     assert config.allow_schedule_authorization
     assert config.alarm_retrieval == "active"
     assert config.source == "mem.yml"
+
+
+def test_drop_after_from_defaults_per_endpoint_or_never() -> None:
+    config = config_from_mapping(
+        minimal(
+            defaults={"drop_after": "2h"},
+            endpoints={"alarms": {"drop_after": "never"}, "devices": {"drop_after": "3m"}},
+        ),
+        "mem.yml",
+    )
+    assert config.endpoints["groups"].drop_after == 7200
+    assert config.endpoints["alarms"].drop_after is None  # held until the DMS answers
+    assert config.endpoints["devices"].drop_after == 180  # = stale_after: the old behaviour
+    with pytest.raises(ConfigError, match=r"endpoints\.alarms\.stale_after: must be a duration"):
+        config_from_mapping(minimal(endpoints={"alarms": {"stale_after": "never"}}), "mem.yml")
 
 
 def test_full_file_overrides() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+from collections.abc import Callable
 
 from conftest import exporter_config, samples, scrape, value, wait_until_ready
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
@@ -229,22 +230,42 @@ async def test_slow_endpoint_does_not_delay_another(simulator, start_exporter):
     assert (await slow).status == 200
 
 
-async def test_stale_data_is_dropped_but_health_stays(simulator, start_exporter):
+async def test_old_data_is_kept_marked_stale_then_dropped_health_stays(simulator, start_exporter):
     config = exporter_config(
         simulator,
-        endpoints={"destinations": {"interval": "1s", "timeout": "500ms", "stale_after": "2s"}},
+        endpoints={
+            "destinations": {
+                "interval": "1s",
+                "timeout": "500ms",
+                "stale_after": "2s",
+                "drop_after": "4s",
+            }
+        },
     )
     client = await start_exporter(config)
-    assert samples(await scrape(client), "dms_destination_info")
+    held = samples(await scrape(client), "dms_destination_info")
+    assert held
     simulator.add_fault(endpoint="destinations", kind="status", status=503)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 8
-    body = await scrape(client)
-    while samples(body, "dms_destination_info") and loop.time() < deadline:
-        await asyncio.sleep(0.2)
+
+    async def scrape_until(done: Callable[[str], bool], seconds: float) -> str:
+        deadline = loop.time() + seconds
         body = await scrape(client)
-    assert not samples(body, "dms_destination_info")
-    assert value(body, "dms_exporter_endpoint_stale", endpoint="destinations") == 1
+        while not done(body) and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+            body = await scrape(client)
+        return body
+
+    def stale(body: str) -> bool:
+        return value(body, "dms_exporter_endpoint_stale", endpoint="destinations") == 1
+
+    body = await scrape_until(stale, 8)
+    assert stale(body)
+    assert samples(body, "dms_destination_info") == held  # old, but shown
+    assert value(body, "dms_exporter_endpoint_data_age_seconds", endpoint="destinations") > 2
+    body = await scrape_until(lambda b: not samples(b, "dms_destination_info"), 8)
+    assert not samples(body, "dms_destination_info")  # past drop_after
+    assert stale(body)
     assert value(body, "dms_exporter_endpoint_up", endpoint="destinations") == 0
     assert value(body, "dms_exporter_endpoint_rows", endpoint="destinations") == 0
     assert samples(body, "dms_device_info")  # other endpoints untouched

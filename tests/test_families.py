@@ -14,7 +14,7 @@ from dms_exporter.exposition.families.alarms import alarm_families
 from dms_exporter.exposition.families.authorization import authorization_families
 from dms_exporter.exposition.families.destinations import destination_families
 from dms_exporter.exposition.families.devices import device_families
-from dms_exporter.exposition.families.health import health_families
+from dms_exporter.exposition.families.health import POLL_RESULTS, health_families
 from dms_exporter.exposition.families.system import system_families
 from dms_exporter.exposition.text import Family, render_text
 
@@ -463,13 +463,24 @@ def health(*statuses: model.EndpointStatus) -> list[Family]:
         config_reload_ts=None,
         version="0.1.0",
         start_time=NOW - 100,
+        now=NOW,
     )
 
 
 def test_health_families() -> None:
     families = health(
-        status("devices"),
-        status("alarms", up=False, stale=True, last_success=None, errors_total={}),
+        status("devices", data_time=NOW - 20),
+        # no poll has worked since the restart: the alarms read before it are shown, old
+        status(
+            "alarms",
+            up=False,
+            stale=True,
+            last_success=None,
+            errors_total={},
+            last_result="connection",
+            data_time=NOW - 400,
+            restored=True,
+        ),
         status(
             "groups",
             enabled=False,
@@ -490,9 +501,31 @@ def test_health_families() -> None:
     }
     assert samples(families, "dms_exporter_endpoint_rows") == {
         ("devices",): 10,
-        ("alarms",): 0,  # stale: its series were dropped
+        ("alarms",): 10,  # stale, but its last good data is shown
         ("groups",): 0,
     }
+    assert samples(families, "dms_exporter_endpoint_stale") == {
+        ("devices",): 0,
+        ("alarms",): 1,
+        ("groups",): 0,
+    }
+    # groups shows no data: no age
+    assert samples(families, "dms_exporter_endpoint_data_age_seconds") == {
+        ("devices",): 20,
+        ("alarms",): 400,
+    }
+    assert samples(families, "dms_exporter_endpoint_data_restored") == {
+        ("devices",): 0,
+        ("alarms",): 1,
+        ("groups",): 0,
+    }
+    results = samples(families, "dms_exporter_endpoint_last_poll_result")
+    assert {key for key, one in results.items() if one} == {
+        ("devices", "ok"),
+        ("alarms", "connection"),
+        ("groups", "disabled"),
+    }
+    assert len(results) == 3 * len(POLL_RESULTS)
     assert samples(families, "dms_exporter_endpoint_last_poll_timestamp_seconds") == {
         ("devices",): NOW,
         ("alarms",): NOW,

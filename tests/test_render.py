@@ -88,7 +88,7 @@ def realistic_tables() -> dict[str, model.Table]:
 def health() -> list[Family]:
     status = model.EndpointStatus(
         "devices", "/devices", True, 60.0, True, False, NOW, NOW, 0.3, "ok", "", 3, 5,
-        {"timeout": 1}, 0, 0,
+        {"timeout": 1}, 0, 0, NOW - 30,
     )  # fmt: skip
     return health_families(
         [status],
@@ -101,6 +101,7 @@ def health() -> list[Family]:
         config_reload_ts=NOW - 100,
         version="0.1.0",
         start_time=NOW - 100,
+        now=NOW,
     )
 
 

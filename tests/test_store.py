@@ -1,5 +1,5 @@
-"""The store on its own: health per poll, pending before the first poll, readiness, stale data
-dropped and back, config changes, and the scrape body it assembles."""
+"""The store on its own: health per poll, pending before the first poll, readiness, old data
+kept marked stale, dropped and back, config changes, and the scrape body it assembles."""
 
 from __future__ import annotations
 
@@ -80,23 +80,52 @@ async def test_ready_once_every_enabled_endpoint_polled_even_if_it_failed(clock)
     assert store.dms_up is False
 
 
-async def test_stale_data_is_dropped_and_comes_back(clock):
-    store = make_store(clock, endpoints={"system": {"interval": "10s", "stale_after": "30s"}})
+async def test_old_data_stays_marked_stale_until_drop_after_then_comes_back(clock):
+    store = make_store(
+        clock,
+        endpoints={"system": {"interval": "10s", "stale_after": "30s", "drop_after": "1h"}},
+    )
     await store.record_success("system", system_table(clock.now), changed=True, duration=0.1)
-    clock.now += 29
-    await store.expire_stale()
-    assert samples(body(store), "dms_info")
-    clock.now += 2
+    store.record_failure("system", reason="connection", message="refused", duration=0.1)
+    clock.now += 31
     await store.expire_stale()
     text = body(store)
-    assert not samples(text, "dms_info")
+    assert samples(text, "dms_info")  # the last good data is still shown, marked old
+    assert value(text, "dms_exporter_endpoint_stale", endpoint="system") == 1
+    assert value(text, "dms_exporter_endpoint_data_age_seconds", endpoint="system") == 31
+    assert value(text, "dms_exporter_endpoint_rows", endpoint="system") == 1
+    assert (
+        value(
+            text,
+            "dms_exporter_endpoint_last_poll_result",
+            endpoint="system",
+            dms_exporter_endpoint_last_poll_result="connection",
+        )
+        == 1
+    )
+    clock.now += 3600
+    await store.expire_stale()
+    text = body(store)
+    assert not samples(text, "dms_info")  # past drop_after: dropped
     assert value(text, "dms_exporter_endpoint_stale", endpoint="system") == 1
     assert value(text, "dms_exporter_endpoint_rows", endpoint="system") == 0
+    assert not samples(text, "dms_exporter_endpoint_data_age_seconds", endpoint="system")
     # the same data again: not changed, but the dropped series must come back
     await store.record_success("system", system_table(clock.now), changed=False, duration=0.1)
     text = body(store)
     assert samples(text, "dms_info")
     assert value(text, "dms_exporter_endpoint_stale", endpoint="system") == 0
+    assert value(text, "dms_exporter_endpoint_data_age_seconds", endpoint="system") == 0
+
+
+async def test_never_dropped_with_drop_after_never(clock):
+    store = make_store(clock, endpoints={"system": {"drop_after": "never"}})
+    await store.record_success("system", system_table(clock.now), changed=True, duration=0.1)
+    clock.now += 300 * 86400
+    await store.expire_stale()
+    text = body(store)
+    assert samples(text, "dms_info")
+    assert value(text, "dms_exporter_endpoint_stale", endpoint="system") == 1
 
 
 async def test_disabling_an_endpoint_drops_its_table_and_renders(clock):

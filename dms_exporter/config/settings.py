@@ -43,6 +43,11 @@ class DmsSettings:
     failback_interval: float = 60.0  # seconds between checks whether the main is back
 
 
+#: Default ``drop_after``: an endpoint's last good data stays exported (marked old) for a day
+#: without a successful poll, longer than any DMS restart, maintenance or night-long outage.
+DROP_AFTER = 86400.0
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointSettings:
     """One GET endpoint: whether and how often to poll it, and how its JSON is spelled."""
@@ -51,7 +56,7 @@ class EndpointSettings:
     enabled: bool
     interval: float  # seconds between polls
     timeout: float  # seconds for a whole poll (all pages); always below interval
-    stale_after: float  # seconds after the last success when the table's series are dropped
+    stale_after: float  # seconds after the last success when the table is marked old
     path: str  # relative to DmsSettings.url
     params: Mapping[str, str]  # extra query parameters
     fields: Mapping[str, str]  # API field name from docs/dms-api.md -> name this DMS uses
@@ -61,6 +66,8 @@ class EndpointSettings:
     values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # enum word maps
     constants: Mapping[str, str] = field(default_factory=dict)  # enum field -> fixed value
     gate: GateSettings = field(default_factory=GateSettings)
+    #: seconds after the last success when the old table's series are dropped; None: never
+    drop_after: float | None = DROP_AFTER
 
 
 @dataclass(frozen=True, slots=True)

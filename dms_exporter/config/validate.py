@@ -16,7 +16,14 @@ from ..model import ENDPOINT_DEFAULTS, ENDPOINTS
 from ..vocabulary import KNOWN_FIELDS
 from .load import read_yaml
 from .reader import Reader, type_name, value_or
-from .settings import Config, DmsSettings, EndpointSettings, MetricsSettings, TlsSettings
+from .settings import (
+    DROP_AFTER,
+    Config,
+    DmsSettings,
+    EndpointSettings,
+    MetricsSettings,
+    TlsSettings,
+)
 from .shape import (
     Envelope,
     GateSettings,
@@ -68,7 +75,8 @@ _DMS_KEYS = (
 _AUTHS = ("token", "basic", "api_key")
 _SHAPE_KEYS = ("envelope", "paging")  # in dms: for every list endpoint, overridable per endpoint
 _RETRIEVALS = ("active", "all")
-_TIMING_KEYS = ("interval", "timeout", "stale_after")
+_TIMING_KEYS = ("interval", "timeout", "stale_after", "drop_after")
+_NEVER = "never"  # drop_after: the last good data is never dropped
 _ENDPOINT_KEYS = ("enabled", *_TIMING_KEYS, "path", "params", "fields", "values", "gate",
                   *_SHAPE_KEYS)  # fmt: skip
 
@@ -297,23 +305,28 @@ class ConfigReader(Reader):
         default_path, default_interval = ENDPOINT_DEFAULTS[name]
         own = {k: (m[k], f"{key}.{k}") for k in _TIMING_KEYS if m.get(k) is not None}
         timing = {**shared, **own}
+        never = timing.get("drop_after", (None,))[0] == _NEVER
         seconds = {
-            k: None if v is None else self.keep(self.duration, where, v)
+            k: None
+            if v is None or (never and k == "drop_after")
+            else self.keep(self.duration, where, v)
             for k, (v, where) in timing.items()
         }
         interval = seconds["interval"] or default_interval
         timeout = seconds["timeout"] or max(min(interval * 0.8, interval - 1.0), interval / 2)
         stale_after = seconds["stale_after"] or 3 * interval
+        drop_after = None if never else seconds.get("drop_after") or max(DROP_AFTER, stale_after)
         for k, value, ok, relation in (
-            ("timeout", timeout, timeout < interval, "less than"),
-            ("stale_after", stale_after, stale_after >= interval, "at least"),
-        ):
+            ("timeout", timeout, timeout < interval, "less than the interval"),
+            ("stale_after", stale_after, stale_after >= interval, "at least the interval"),
+            ("drop_after", drop_after, drop_after is None or drop_after >= stale_after,
+             "at least stale_after"),
+        ):  # fmt: skip
             if not ok:
                 where = timing[k][1]
                 of = "" if where.startswith(key) else f" of endpoint {name}"
-                self.note(
-                    where, f"must be {relation} the interval{of} ({interval:g}s), got {value:g}s"
-                )
+                limit = stale_after if k == "drop_after" else interval
+                self.note(where, f"must be {relation}{of} ({limit:g}s), got {value:g}s")
         fields = self.keep(self.strings, f"{key}.fields", m.get("fields")) or {}
         for canonical, renamed in fields.items():
             self.keep(self.rename, name, f"{key}.fields.{canonical}", canonical, renamed)
@@ -338,6 +351,7 @@ class ConfigReader(Reader):
             interval=interval,
             timeout=timeout,
             stale_after=stale_after,
+            drop_after=drop_after,
             path=self.keep(self.path, f"{key}.path", value_or(m, "path", default_path)),
             params=params,
             fields=fields,

@@ -64,7 +64,8 @@ class _Health:
 
     settings: EndpointSettings
     up: bool = False
-    stale: bool = False
+    stale: bool = False  # the data outlived stale_after (shown marked old, or dropped)
+    restored: bool = False  # the table shown was read back from disk, not polled yet
     last_poll: float | None = None
     last_success: float | None = None
     last_duration: float | None = None
@@ -146,7 +147,7 @@ class Store:
                     groups.update(groups_for(name))
                 self.tables[name] = None
                 health.up = False
-                health.stale = False
+                health.stale = health.restored = False
                 health.last_result = "disabled"
             elif health.last_result == "disabled":
                 health.last_result = "pending"
@@ -172,13 +173,13 @@ class Store:
         health = self._health[endpoint]
         old = self.tables[endpoint]
         self.tables[endpoint] = table  # even if unchanged: staleness is judged by fetched_at
-        if changed or health.stale:
+        if changed or old is None:
             try:
                 await self.render(groups_for(endpoint))
             except BaseException:
                 self.tables[endpoint] = old
                 raise
-            health.stale = False
+        health.stale = health.restored = False
         if alarm_first_seen is not None:
             self.alarm_first_seen = alarm_first_seen
         health.polls_total += 1
@@ -205,7 +206,7 @@ class Store:
         unknown_values: int = 0,
     ) -> None:
         """Count a failed poll (and the bad rows and values of an answer not applied); the
-        last good table stays until it is stale."""
+        last good table stays, marked old after ``stale_after``, until ``drop_after``."""
         health = self._health[endpoint]
         health.rows_skipped_total += rows_skipped
         health.unknown_values_total += unknown_values
@@ -223,21 +224,30 @@ class Store:
         return [name for name, h in self._health.items() if h.settings.enabled]
 
     async def expire_stale(self) -> None:
-        """Drop tables older than their ``stale_after`` and render what that changed."""
+        """Mark tables older than their ``stale_after`` as old (their series stay), drop
+        those older than ``drop_after`` and render what that changed."""
         now = self._clock()
         groups: set[str] = set()
         for name, health in self._health.items():
             table = self.tables[name]
             if table is None:
                 continue
-            if now - table.fetched_at > health.settings.stale_after:
+            age = now - table.fetched_at
+            settings = health.settings
+            if settings.drop_after is not None and age > settings.drop_after:
                 log.warning(
-                    "endpoint data stale, series dropped",
-                    extra={"endpoint": name, "age_seconds": round(now - table.fetched_at)},
+                    "endpoint data dropped",
+                    extra={"endpoint": name, "age_seconds": round(age), "why": health.last_result},
                 )
                 self.tables[name] = None
-                health.stale = True
+                health.stale, health.restored = True, False
                 groups.update(groups_for(name))
+            elif age > settings.stale_after and not health.stale:
+                log.warning(
+                    "endpoint data stale, last good data kept",
+                    extra={"endpoint": name, "age_seconds": round(age), "why": health.last_result},
+                )
+                health.stale = True
         await self.render(group for group in GROUPS if group in groups)
 
     async def render(self, groups: Iterable[str]) -> None:
@@ -277,6 +287,7 @@ class Store:
             interval=settings.interval,
             rows=len(table.rows) if table is not None else 0,
             **kept,
+            data_time=table.fetched_at if table is not None else None,
         )
 
     def statuses(self) -> list[EndpointStatus]:
@@ -320,6 +331,7 @@ class Store:
                 config_reload_ts=self.config_reload_timestamp,
                 version=__version__,
                 start_time=self.start_time,
+                now=self._clock(),
             )
             if wanted(f.name, f.text_name)
         ]

@@ -8,11 +8,13 @@ from collections.abc import Callable, Mapping, Sequence
 from ...errors import ERROR_REASONS
 from ...model import LOGIN_RESULTS, DmsLinks, EndpointStatus
 from ..text import Family, Sample
-from . import counter, gauge, info
+from . import counter, gauge, info, stateset
 
-__all__ = ["health_families"]
+__all__ = ["POLL_RESULTS", "health_families"]
 
 _ENDPOINT = ("endpoint",)
+#: What the last poll of an endpoint came to: its failure reason, or one of these.
+POLL_RESULTS = ("ok", "pending", "disabled", *ERROR_REASONS)
 
 _Value = Callable[[EndpointStatus], float | None]  # None: no sample for this endpoint
 
@@ -57,14 +59,22 @@ _POLLS: tuple[tuple[Callable[..., Family], str, str, _Value], ...] = (
     (
         gauge,
         "dms_exporter_endpoint_rows",
-        "Rows in the endpoint's table held now (0 when none or stale).",
-        lambda s: 0 if s.stale else s.rows,
+        "Rows of the endpoint's data shown now (0 when none).",
+        lambda s: s.rows,
     ),
     (
         gauge,
         "dms_exporter_endpoint_stale",
-        "1 if the endpoint's last good table outlived stale_after and its series were dropped.",
+        "1 if the endpoint's data is older than stale_after: its series show the last good"
+        " data, marked old, until drop_after, then none.",
         lambda s: int(s.stale),
+    ),
+    (
+        gauge,
+        "dms_exporter_endpoint_data_restored",
+        "1 while the endpoint's series show data read back from disk at start, before its"
+        " first successful poll.",
+        lambda s: int(s.restored),
     ),
     (
         counter,
@@ -102,6 +112,7 @@ def health_families(
     config_reload_ts: float | None,
     version: str,
     start_time: float,
+    now: float,
 ) -> list[Family]:
     """``dms_up``, per-endpoint poll health, logins, render durations, config and build info.
 
@@ -110,7 +121,8 @@ def health_families(
     answer; ``render_durations`` maps group to the
     seconds its last render took. Timestamps and durations not known yet have no sample, nor
     have ``dms_up`` and ``dms_exporter_endpoint_up`` while pending (before the first poll): an
-    exporter that has just started is not down.
+    exporter that has just started is not down. ``now`` is the Unix time of the scrape (for
+    data ages).
     """
 
     links = links or DmsLinks()
@@ -131,6 +143,21 @@ def health_families(
             samples=[] if dms_up is None else [((), int(dms_up))],
         ),
         *(kind(name, text, _ENDPOINT, per_endpoint(value)) for kind, name, text, value in _POLLS),
+        gauge(
+            "dms_exporter_endpoint_data_age_seconds",
+            "Seconds since the data the endpoint's series show was read from the DMS (also"
+            " across restarts); absent when they show none.",
+            _ENDPOINT,
+            per_endpoint(lambda s: None if s.data_time is None else max(0.0, now - s.data_time)),
+        ),
+        stateset(
+            "dms_exporter_endpoint_last_poll_result",
+            "What the endpoint's last poll came to: ok, the reason it failed (as in"
+            " dms_exporter_endpoint_errors_total), pending (not polled yet) or disabled.",
+            _ENDPOINT,
+            POLL_RESULTS,
+            [((s.endpoint,), s.last_result) for s in statuses],
+        ),
         counter(
             "dms_exporter_endpoint_errors",
             "Failed polls of the endpoint, by reason.",
