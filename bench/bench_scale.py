@@ -1,26 +1,36 @@
 """The exporter at scale, side by side with its references, in one run.
 
-    python bench/bench_scale.py --devices 20000,100000 [--iterations 15] [--live-minutes 3]
+    python bench/bench_scale.py --devices 20000,100000 --live-minutes 10 [--live-devices 100000]
+        [--iterations 15] [--repeats 3] [--json out.json] [--root <checkout>]
+    python bench/bench_scale.py --compare before.json after.json
 
 For each size, with a simulator and the exporter as separate processes on 127.0.0.1:
 
 - **ready**: seconds from start to ``/-/ready``, and RSS then;
-- **render after a devices poll** (frozen simulator, every interval 1 h, ``POST
-  /-/refresh/devices``) with 0 devices changed, 1 device (its ``lastContact``), 1 % of devices
-  and all of them (a simulator ``unknown_enums`` fault on every 100th / every device, set and
-  cleared); *render* is the sum of ``dms_exporter_render_duration_seconds`` over the groups that
-  rendered, *CPU* the exporter's CPU seconds over the whole refresh (fetch and parse included);
-- **scrape**: the exporter's gzip and plain ``/metrics`` against nginx (``gzip_static``) serving
-  the bytes saved from a scrape, interleaved, one urllib client for every target; medians;
-- **RSS** after those scrapes (VmRSS, and VmHWM: the peak);
+- **renders** (frozen simulator, every interval 1 h, ``POST /-/refresh/<endpoint>``): a devices
+  poll with nothing changed, with 1 device's ``connectionState`` changed, 1 device's
+  ``lastContact``, 1 % of devices and all of them (a simulator ``unknown_enums`` fault on every
+  100th / every device, set and cleared); a destinations poll with nothing changed and with one
+  destination's status changed; an alarms poll with nothing changed and with one alarm raised
+  or cleared. *render* is the sum of ``dms_exporter_render_duration_seconds`` over the groups
+  that rendered (wall time of the render threads); *CPU* the exporter's CPU seconds over the
+  whole poll (fetch, decode, convert, compare, render);
+- **memory**: RSS after 5 all-changed devices polls and 10 plain scrapes, and the peak (VmHWM);
+- **bytes**: the gzip body against ``gzip -6`` and ``gzip -1`` of the same plain text;
+- **scrape**: the exporter's gzip and plain ``/metrics`` against nginx serving the same plain
+  text and, with ``gzip_static``, its ``gzip -6`` file (the real limit) and the exporter's own
+  gzip bytes; interleaved, one urllib client for every target; medians;
+- **scrape during a render**: gzip scrapes one after another while an all-changed devices poll
+  runs (fetch, parse and render), against as many scrapes with nothing running;
 - **prometheus_client**: ``generate_latest`` alone on the same series (families prebuilt from
   the saved body, not timed);
 - **live** (``--live-minutes`` > 0): a live simulator (its defaults) and the exporter at default
   intervals: CPU seconds per minute and RSS over that window.
 
-Prints Markdown with the ratios (ours / nginx, peer / ours, 1 changed / all changed). Bounded:
-every wait has a deadline and every loop a count. ``--root`` runs another checkout's exporter
-(e.g. main before a change) with the same script.
+The machine's load average is recorded with every phase. Prints Markdown, ending with the
+issue's "Done when" table; ``--json`` keeps the figures and ``--compare`` prints two such runs
+side by side. Bounded: every wait has a deadline and every loop a count. ``--root`` runs another
+checkout's exporter (e.g. main before a change) with the same script.
 """
 
 from __future__ import annotations
@@ -36,9 +46,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench_exporter import READY_TIMEOUT, free_port, memory_mb, scrape, wait_ok
@@ -47,12 +58,18 @@ ROOT = Path(__file__).resolve().parent.parent
 NGINX = "/usr/sbin/nginx"
 TICKS = os.sysconf("SC_CLK_TCK")
 RENDER = re.compile(r'^dms_exporter_render_duration_seconds\{group="([^"]+)"\} (\S+)$', re.M)
+DURING_MAX_SCRAPES = 200  # per all-changed poll
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def load() -> str:
+    """The machine's load averages (1, 5, 15 minutes), as ``uptime`` shows them."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def http(method: str, url: str, body: object | None = None, timeout: float = 600) -> bytes:
@@ -127,43 +144,132 @@ def render_durations(base: str) -> dict[str, float]:
     return {g: float(v) for g, v in RENDER.findall(gzip.decompress(body).decode())}
 
 
-def refresh_devices(env: dict) -> tuple[float, float]:
-    """(render seconds, exporter CPU seconds) of one ``POST /-/refresh/devices``."""
+def refresh(env: dict, endpoint: str = "devices") -> tuple[float, float]:
+    """(render seconds, exporter CPU seconds) of one ``POST /-/refresh/<endpoint>``."""
     before = render_durations(env["base"])
     cpu = cpu_seconds(env["pid"])
-    http("POST", f"{env['base']}/-/refresh/devices")
+    http("POST", f"{env['base']}/-/refresh/{endpoint}")
     cpu = cpu_seconds(env["pid"]) - cpu
     after = render_durations(env["base"])
     return sum(v for g, v in after.items() if before.get(g) != v), cpu
 
 
+def first_label(body: bytes, family: str, label: str) -> str:
+    found = re.search(rf'^{family}\{{(?:[^}}]*,)?{label}="([^"]+)"'.encode(), body, re.M)
+    assert found is not None, f"no {family} with {label} in the exposition"
+    return found.group(1).decode()
+
+
+def all_changed(env: dict, k: int) -> tuple[float, float]:
+    """A devices poll in which every device changed: the fault set on even ``k``, cleared on
+    odd ``k`` (each changes every device's enums from the last poll's)."""
+    if k % 2 == 0:
+        fault = {"endpoint": "devices", "kind": "unknown_enums", "every": 1}
+        http("POST", f"{env['sim']}/_sim/faults", fault)
+    else:
+        http("DELETE", f"{env['sim']}/_sim/faults")
+    return refresh(env)
+
+
 def measure_renders(env: dict, repeats: int) -> dict[str, list[tuple[float, float]]]:
-    """Render and CPU per scenario: 0, 1, 1 % and all devices changed."""
+    """Render and CPU per scenario (see the module docstring)."""
     sim = env["sim"]
-    body = fetch(f"{env['base']}/metrics", gzipped=True)
-    device_id = re.search(rb'dms_device_info\{device_id="([^"]+)"', gzip.decompress(body))
-    assert device_id is not None, "no device in the exposition"
-    one = device_id.group(1).decode()
-    out: dict[str, list[tuple[float, float]]] = {"0": [], "1": [], "1%": [], "100%": []}
-    refresh_devices(env)  # settle: the first refresh after start may see clock changes
-    for k in range(repeats):
-        out["0"].append(refresh_devices(env))
-        contact = f"2026-06-01T11:{k % 60:02d}:{(7 * k + 1) % 60:02d}Z"
-        http("POST", f"{sim}/_sim/devices/{one}", {"lastContact": contact})
-        out["1"].append(refresh_devices(env))
+    plain = gzip.decompress(fetch(f"{env['base']}/metrics", gzipped=True))
+    device = first_label(plain, "dms_device_info", "device_id")
+    destination = first_label(plain, "dms_destination_info", "destination_id")
+    out: dict[str, list[tuple[float, float]]] = {}
+
+    def run(name: str, endpoint: str, change: Callable[[int], None] | None) -> None:
+        for k in range(repeats):
+            if change is not None:
+                change(k)
+            out.setdefault(name, []).append(refresh(env, endpoint))
+
+    refresh(env)  # settle: the first refresh after start may see clock changes
+    states = ("OFFLINE", "ONLINE")
+    run("0", "devices", None)
+    run("1 state", "devices", lambda k: http(
+        "POST", f"{sim}/_sim/devices/{device}", {"connectionState": states[k % 2]}))  # fmt: skip
+    run("1 contact", "devices", lambda k: http(
+        "POST", f"{sim}/_sim/devices/{device}",
+        {"lastContact": f"2026-06-01T11:{k % 60:02d}:{(7 * k + 1) % 60:02d}Z"}))  # fmt: skip
     for name, every in (("1%", 100), ("100%", 1)):
         for _ in range(max(1, repeats // 2)):
             fault = {"endpoint": "devices", "kind": "unknown_enums", "every": every}
             http("POST", f"{sim}/_sim/faults", fault)
-            out[name].append(refresh_devices(env))
+            out.setdefault(name, []).append(refresh(env))
             http("DELETE", f"{sim}/_sim/faults")
-            out[name].append(refresh_devices(env))
+            out[name].append(refresh(env))
+    refresh(env, "destinations")
+    run("destinations 0", "destinations", None)
+    statuses = ("ERROR", "OK")
+    run("destinations 1", "destinations", lambda k: http(
+        "POST", f"{sim}/_sim/destinations/{destination}", {"status": statuses[k % 2]}))  # fmt: skip
+    refresh(env, "alarms")
+    run("alarms 0", "alarms", None)
+    raised: list[str] = []
+
+    def alarm(k: int) -> None:  # raise one, then clear it: one alarm changed each time
+        if k % 2 == 0:
+            reply = http("POST", f"{sim}/_sim/alarms", {"deviceId": device, "severity": "MINOR"})
+            raised.append(json.loads(reply)["id"])
+        else:
+            http("POST", f"{sim}/_sim/alarms/{raised[-1]}/clear")
+
+    run("alarms 1", "alarms", alarm)
     return out
 
 
+def measure_memory(env: dict) -> dict[str, float]:
+    """RSS after 5 all-changed devices polls and 10 plain scrapes, and the peak."""
+    for k in range(5):
+        all_changed(env, k)
+    http("DELETE", f"{env['sim']}/_sim/faults")
+    for _ in range(10):
+        scrape(f"{env['base']}/metrics", False)
+    rss, peak = memory_mb(env["pid"])
+    return {"rss": rss, "peak": peak, "load": load()}
+
+
+def measure_during_render(env: dict, polls: int) -> dict[str, list[float]]:
+    """gzip scrape times while an all-changed devices poll runs, and as many when idle."""
+    url = f"{env['base']}/metrics"
+    during: list[float] = []
+    for k in range(polls):
+        done = threading.Event()
+
+        def poll(k: int = k, done: threading.Event = done) -> None:
+            try:
+                all_changed(env, k)
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=poll)
+        worker.start()
+        time.sleep(0.05)  # the poll request is on its way
+        for _ in range(DURING_MAX_SCRAPES):
+            if done.is_set():
+                break
+            during.append(scrape(url, True)[0])
+        worker.join(timeout=600)
+    http("DELETE", f"{env['sim']}/_sim/faults")
+    refresh(env)
+    idle = [scrape(url, True)[0] for _ in range(max(len(during), 10))]
+    return {"during": during, "idle": idle}
+
+
+def gzip_cli(plain: bytes, level: int) -> bytes:
+    """``gzip -<level>`` of ``plain`` (the gzip program; Python's zlib if it is missing)."""
+    if shutil.which("gzip"):
+        return subprocess.run(
+            ["gzip", f"-{level}", "-n", "-c"], input=plain, capture_output=True, check=True
+        ).stdout
+    return gzip.compress(plain, level, mtime=0)
+
+
 @contextlib.contextmanager
-def nginx(plain: bytes, gzipped: bytes) -> Iterator[str | None]:
-    """nginx serving ``plain`` at /metrics (and ``gzipped`` as metrics.gz for gzip_static)."""
+def nginx(files: dict[str, bytes]) -> Iterator[str | None]:
+    """nginx serving ``files`` (path -> bytes) with ``gzip_static`` and ``sendfile``."""
     if not Path(NGINX).exists():
         print(f"nginx not found at {NGINX}: skipping the nginx reference", file=sys.stderr)
         yield None
@@ -171,9 +277,11 @@ def nginx(plain: bytes, gzipped: bytes) -> Iterator[str | None]:
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user when started as root
         html = Path(tmp, "html")
-        html.mkdir()
-        Path(html, "metrics").write_bytes(plain)
-        Path(html, "metrics.gz").write_bytes(gzipped)
+        for path, data in files.items():
+            Path(html, path).parent.mkdir(parents=True, exist_ok=True)
+            Path(html, path).write_bytes(data)
+        for d in (html, *html.rglob("*")):
+            os.chmod(d, 0o755 if d.is_dir() else 0o644)
         port = free_port()
         Path(tmp, "nginx.conf").write_text(f"""
 worker_processes 1;
@@ -196,24 +304,39 @@ http {{
         proc = subprocess.Popen([NGINX, "-p", tmp, "-c", f"{tmp}/nginx.conf", "-g", "daemon off;"])
         try:
             wait_ok(f"http://127.0.0.1:{port}/metrics", 30)
-            yield f"http://127.0.0.1:{port}/metrics"
+            yield f"http://127.0.0.1:{port}"
         finally:
             proc.terminate()
             proc.wait(timeout=30)
 
 
 def measure_scrapes(env: dict, iterations: int) -> dict[str, float]:
-    """Median scrape times of the exporter and nginx on the same bytes, interleaved."""
+    """Body sizes, and median scrape times of the exporter and of nginx, interleaved."""
     url = f"{env['base']}/metrics"
     plain, gzipped = fetch(url, gzipped=False), fetch(url, gzipped=True)
-    out: dict[str, float] = {"plain_bytes": len(plain), "gzip_bytes": len(gzipped)}
-    with nginx(plain, gzipped) as nginx_url:
-        targets = {"ours": url, **({"nginx": nginx_url} if nginx_url else {})}
+    level6, level1 = gzip_cli(plain, 6), gzip_cli(plain, 1)
+    out: dict[str, float] = {
+        "plain_bytes": len(plain),
+        "gzip_bytes": len(gzipped),
+        "gzip6_bytes": len(level6),
+        "gzip1_bytes": len(level1),
+    }
+    files = {"metrics": plain, "metrics.gz": level6, "ours/metrics": plain,
+             "ours/metrics.gz": gzipped}  # fmt: skip
+    with nginx(files) as nginx_url:
+        targets = [("ours_gzip", url, True), ("ours_plain", url, False)]
+        if nginx_url:
+            targets += [
+                ("nginx6_gzip", f"{nginx_url}/metrics", True),
+                ("nginx_plain", f"{nginx_url}/metrics", False),
+                ("nginx_ours_gzip", f"{nginx_url}/ours/metrics", True),
+            ]
+            sizes = {who: scrape(target, gz)[1] for who, target, gz in targets}
+            assert sizes["nginx6_gzip"] == len(level6), "nginx did not serve the gzip -6 file"
         times: dict[str, list[float]] = {}
         for _ in range(iterations):
-            for who, target in targets.items():
-                for kind, gz in (("gzip", True), ("plain", False)):
-                    times.setdefault(f"{who}_{kind}", []).append(scrape(target, gz)[0])
+            for who, target, gz in targets:
+                times.setdefault(who, []).append(scrape(target, gz)[0])
     out.update({key: statistics.median(values) for key, values in times.items()})
     Path(env["tmp"], "body.prom").write_bytes(plain)
     return out
@@ -260,26 +383,35 @@ print(time.perf_counter() - started)
     return float(out.stdout.strip())
 
 
-def bench_frozen(devices: int, iterations: int, repeats: int, root: Path) -> dict[str, object]:
+def bench_frozen(
+    devices: int, iterations: int, repeats: int, root: Path, peer: bool
+) -> dict[str, object]:
     with processes(devices, frozen=True, interval="1h", root=root) as env:
         result: dict[str, object] = {"devices": devices, "ready_s": env["ready_s"]}
+        result["load_start"] = load()
         result["rss_ready"] = memory_mb(env["pid"])[0]
         result["renders"] = measure_renders(env, repeats)
+        result["load_renders"] = load()
+        result["memory"] = measure_memory(env)
         result["scrapes"] = measure_scrapes(env, iterations)
+        result["load_scrapes"] = load()
+        result["during"] = measure_during_render(env, max(3, repeats))
+        result["load_during"] = load()
         result["rss"], result["peak_rss"] = memory_mb(env["pid"])
         body = Path(env["tmp"], "body.prom")
         saved = Path(tempfile.mkdtemp(), "body.prom")
         shutil.copy(body, saved)
     try:
-        result["peer_s"] = peer_generate_latest(saved)
+        result["peer_s"] = peer_generate_latest(saved) if peer else None
     finally:
         shutil.rmtree(saved.parent)
     return result
 
 
-def bench_live(devices: int, minutes: float, root: Path) -> dict[str, float]:
+def bench_live(devices: int, minutes: float, root: Path) -> dict[str, object]:
     with processes(devices, frozen=False, interval=None, root=root) as env:
         rss_ready = memory_mb(env["pid"])[0]
+        load_start = load()
         cpu, started = cpu_seconds(env["pid"]), time.monotonic()
         samples = []
         while time.monotonic() - started < minutes * 60:
@@ -289,79 +421,212 @@ def bench_live(devices: int, minutes: float, root: Path) -> dict[str, float]:
         elapsed = time.monotonic() - started
         rss, peak = memory_mb(env["pid"])
     return {
+        "minutes": minutes,
         "ready_s": env["ready_s"],
         "rss_ready": rss_ready,
         "cpu_per_min": cpu / elapsed * 60,
         "rss_mean": statistics.fmean(samples),
         "rss_end": rss,
         "peak_rss": peak,
+        "load_start": load_start,
+        "load_end": load(),
     }
 
 
-def med(pairs: list[tuple[float, float]], i: int) -> float:
+def med(pairs: list, i: int) -> float:
     return statistics.median(p[i] for p in pairs)
 
 
-def report(r: dict, live: dict | None) -> None:
-    n = r["devices"]
-    s = r["scrapes"]
+def figures(r: dict) -> dict[str, float]:
+    """The headline figures of one size's result, by name."""
+    s, renders, during = r["scrapes"], r["renders"], r["during"]
+    all_render = med(renders["100%"], 0)
+    idle_cpu = med(renders["0"], 1)
+    all_cpu = max(med(renders["100%"], 1) - idle_cpu, 1e-9)
+    f = {
+        "gzip_mb": s["gzip_bytes"] / 1e6,
+        "gzip6_mb": s["gzip6_bytes"] / 1e6,
+        "gzip1_mb": s["gzip1_bytes"] / 1e6,
+        "plain_mb": s["plain_bytes"] / 1e6,
+        "gzip_vs_6": s["gzip_bytes"] / s["gzip6_bytes"],
+        "gzip_vs_1": s["gzip_bytes"] / s["gzip1_bytes"],
+        "ours_gzip_ms": s["ours_gzip"] * 1e3,
+        "ours_plain_ms": s["ours_plain"] * 1e3,
+        "ready_s": r["ready_s"],
+        "poll0_cpu": idle_cpu,
+        "all_render_s": all_render,
+        "all_cpu": all_cpu,
+        "rss_after": r["memory"]["rss"],
+        "peak_rss": r["memory"]["peak"],
+        "during_med_ms": statistics.median(during["during"]) * 1e3 if during["during"] else 0,
+        "during_max_ms": max(during["during"], default=0) * 1e3,
+        "idle_med_ms": statistics.median(during["idle"]) * 1e3,
+        "idle_max_ms": max(during["idle"]) * 1e3,
+    }
+    f["during_vs_idle"] = f["during_med_ms"] / f["idle_med_ms"]
+    if "nginx6_gzip" in s:
+        f["nginx6_gzip_ms"] = s["nginx6_gzip"] * 1e3
+        f["nginx_plain_ms"] = s["nginx_plain"] * 1e3
+        f["nginx_ours_gzip_ms"] = s["nginx_ours_gzip"] * 1e3
+        f["gzip_vs_nginx6"] = s["ours_gzip"] / s["nginx6_gzip"]
+        f["gzip_vs_nginx_ours"] = s["ours_gzip"] / s["nginx_ours_gzip"]
+        f["plain_vs_nginx"] = s["ours_plain"] / s["nginx_plain"]
+    if r.get("peer_s"):
+        f["peer_s"] = r["peer_s"]
+        f["peer_vs_gzip"] = r["peer_s"] / s["ours_gzip"]
+    for name in ("1 state", "1 contact", "1%"):
+        f[f"render {name}"] = med(renders[name], 0) / all_render * 100
+        f[f"cpu {name}"] = (med(renders[name], 1) - idle_cpu) / all_cpu * 100
+    for endpoint in ("destinations", "alarms"):
+        f[f"render {endpoint} 1"] = med(renders[f"{endpoint} 1"], 0) / all_render * 100
+        base = med(renders[f"{endpoint} 0"], 1)
+        f[f"{endpoint}0_cpu"] = base
+        f[f"cpu {endpoint} 1"] = (med(renders[f"{endpoint} 1"], 1) - base) / all_cpu * 100
+    live = r.get("live")
+    if live:
+        f["live_cpu_min"] = live["cpu_per_min"]
+        f["live_ready_s"] = live["ready_s"]
+        f["live_rss_mean"] = live["rss_mean"]
+        f["live_peak_rss"] = live["peak_rss"]
+    return f
+
+
+#: (label, figure, format, target, whether lower is the goal); the issue's "Done when".
+DONE_WHEN = [
+    ("gzip body / `gzip -6` of the same text", "gzip_vs_6", "{:.2f}x", 1.25),
+    ("gzip scrape / nginx serving that `gzip -6` file", "gzip_vs_nginx6", "{:.2f}x", 1.3),
+    ("live CPU per minute (s)", "live_cpu_min", "{:.2f}", 3.0),
+    ("ready after start (s)", "ready_s", "{:.1f}", 10.0),
+    ("devices poll, nothing changed: CPU (s)", "poll0_cpu", "{:.2f}", 0.5),
+    ("render, 1 device's connection state / all changed (%)", "render 1 state", "{:.1f}", 2.0),
+    ("render, 1 % of devices / all changed (%)", "render 1%", "{:.1f}", 10.0),
+    ("RSS after 5 all-changed polls + 10 plain scrapes (MB)", "rss_after", "{:.0f}", 450),
+    ("peak RSS (MB)", "peak_rss", "{:.0f}", 600),
+    ("gzip scrape during an all-changed poll / idle (medians)", "during_vs_idle", "{:.2f}x", 1.5),
+]
+
+
+def report(r: dict) -> None:
+    n, f, live = r["devices"], figures(r), r.get("live")
     print(f"\n### {n:,} devices\n")
-    print(f"- ready {r['ready_s']:.1f} s; RSS at ready {r['rss_ready']:.0f} MB, after the scrapes "
-          f"{r['rss']:.0f} MB, peak {r['peak_rss']:.0f} MB")  # fmt: skip
-    print(f"- body: plain {s['plain_bytes'] / 1e6:.1f} MB, gzip {s['gzip_bytes'] / 1e6:.2f} MB")
-    for kind in ("gzip", "plain"):
-        ours = s[f"ours_{kind}"] * 1e3
-        line = f"- {kind} scrape median: ours {ours:.1f} ms"
-        if f"nginx_{kind}" in s:
-            ref = s[f"nginx_{kind}"] * 1e3
-            line += f", nginx {ref:.1f} ms, ours / nginx **{ours / ref:.2f}x**"
-        print(line)
-    peer = r["peer_s"]
-    print(f"- prometheus_client generate_latest on the same series: {peer:.2f} s; "
-          f"peer / our gzip scrape {peer / s['ours_gzip']:.0f}x, "
-          f"peer / our plain scrape {peer / s['ours_plain']:.1f}x")  # fmt: skip
+    print(f"- load (1/5/15 min): start {r['load_start']}, after renders {r['load_renders']}, "
+          f"after scrapes {r['load_scrapes']}, after scrapes during a poll "
+          f"{r['load_during']}")  # fmt: skip
+    print(f"- ready {r['ready_s']:.1f} s; RSS at ready {r['rss_ready']:.0f} MB; after 5 all-changed"
+          f" polls and 10 plain scrapes {f['rss_after']:.0f} MB (peak {f['peak_rss']:.0f} MB);"
+          f" at the end {r['rss']:.0f} MB, peak {r['peak_rss']:.0f} MB")  # fmt: skip
+    print(f"- bytes: plain {f['plain_mb']:.1f} MB; gzip ours {f['gzip_mb']:.2f} MB, `gzip -6` "
+          f"{f['gzip6_mb']:.2f} MB, `gzip -1` {f['gzip1_mb']:.2f} MB: ours / -6 "
+          f"**{f['gzip_vs_6']:.2f}x**, ours / -1 {f['gzip_vs_1']:.2f}x")  # fmt: skip
+    if "nginx6_gzip_ms" in f:
+        print(f"- gzip scrape median: ours {f['ours_gzip_ms']:.1f} ms, nginx `gzip -6` file "
+              f"{f['nginx6_gzip_ms']:.1f} ms (ours / that **{f['gzip_vs_nginx6']:.2f}x**), nginx"
+              f" on our own gzip bytes {f['nginx_ours_gzip_ms']:.1f} ms "
+              f"({f['gzip_vs_nginx_ours']:.2f}x)")  # fmt: skip
+        print(
+            f"- plain scrape median: ours {f['ours_plain_ms']:.1f} ms, nginx "
+            f"{f['nginx_plain_ms']:.1f} ms, ours / nginx **{f['plain_vs_nginx']:.2f}x**"
+        )
+    if "peer_s" in f:
+        print(
+            f"- prometheus_client generate_latest on the same series: {f['peer_s']:.2f} s; "
+            f"peer / our gzip scrape {f['peer_vs_gzip']:.0f}x"
+        )
+    print(f"- gzip scrape during an all-changed devices poll: median {f['during_med_ms']:.1f} ms, "
+          f"max {f['during_max_ms']:.1f} ms ({len(r['during']['during'])} scrapes); idle "
+          f"{f['idle_med_ms']:.1f} / {f['idle_max_ms']:.1f} ms: "
+          f"**{f['during_vs_idle']:.2f}x**")  # fmt: skip
     renders = r["renders"]
-    everything = med(renders["100%"], 0)
-    # render work as CPU: a refresh's CPU minus that of a refresh with nothing changed (fetch
-    # and parse); unlike the render durations (wall time) it does not grow with other load
-    idle = med(renders["0"], 1)
-    everything_cpu = max(med(renders["100%"], 1) - idle, 1e-9)
     print(
-        "\n| devices changed | render (s, median) | render / all | refresh CPU (s, median) "
-        "| refresh CPU - no-change refresh CPU | that / all |"
+        "\n| poll, what changed | render (s, median) | render / all changed | poll CPU (s) "
+        "| CPU - same poll unchanged | that / all changed |"
     )
     print("|---|---:|---:|---:|---:|---:|")
-    for name in ("0", "1", "1%", "100%"):
+    all_render, all_cpu = f["all_render_s"], f["all_cpu"]
+    for name in ("0", "1 state", "1 contact", "1%", "100%", "destinations 0", "destinations 1",
+                 "alarms 0", "alarms 1"):  # fmt: skip
         render, cpu = med(renders[name], 0), med(renders[name], 1)
-        print(f"| {name} | {render:.3f} | {render / everything * 100:.1f} % | {cpu:.2f} | "
-              f"{cpu - idle:.2f} | {(cpu - idle) / everything_cpu * 100:.1f} % |")  # fmt: skip
+        endpoint = name.split()[0] if name.split()[0] in ("destinations", "alarms") else ""
+        base = med(renders[f"{endpoint} 0" if endpoint else "0"], 1)
+        label = name if endpoint else f"devices {name}"
+        print(f"| {label} | {render:.3f} | {render / all_render * 100:.1f} % | {cpu:.2f} | "
+              f"{cpu - base:.2f} | {(cpu - base) / all_cpu * 100:.1f} % |")  # fmt: skip
     if live:
         print(f"\n- live ({live['minutes']:g} min, simulator defaults, default intervals): "
-              f"ready {live['ready_s']:.1f} s, CPU {live['cpu_per_min']:.2f} s per minute, RSS "
+              f"ready {live['ready_s']:.1f} s, CPU **{live['cpu_per_min']:.2f} s per minute**, RSS "
               f"at ready {live['rss_ready']:.0f} MB, mean {live['rss_mean']:.0f} MB, end "
-              f"{live['rss_end']:.0f} MB, peak {live['peak_rss']:.0f} MB")  # fmt: skip
+              f"{live['rss_end']:.0f} MB, peak {live['peak_rss']:.0f} MB; load "
+              f"{live['load_start']} at the start, {live['load_end']} at the end")  # fmt: skip
+
+
+def done_when(results: list[dict], columns: list[str] | None = None) -> None:
+    """The issue's "Done when" table: one column per result (size, or before/after)."""
+    heads = columns or [f"{r['devices']:,}" for r in results]
+    print("\n| Done when | target | " + " | ".join(heads) + " |")
+    print("|---|---:|" + "---:|" * len(heads))
+    table = [figures(r) for r in results]
+    for label, key, fmt, target in DONE_WHEN:
+        cells = []
+        for f in table:
+            if key not in f:
+                cells.append("-")
+                continue
+            met = "met" if f[key] <= target else "**not met**"
+            cells.append(f"{fmt.format(f[key])} {met}")
+        print(f"| {label} | <= {target:g} | " + " | ".join(cells) + " |")
+
+
+def compare(paths: list[Path]) -> None:
+    """Two or more ``--json`` runs side by side, size by size, and their figures."""
+    runs = [(p.stem, json.loads(p.read_text())) for p in paths]
+    for size in sorted({r["devices"] for _, run in runs for r in run["results"]}):
+        picked = [(name, r) for name, run in runs for r in run["results"] if r["devices"] == size]
+        print(f"\n## {size:,} devices")
+        done_when([r for _, r in picked], [name for name, _ in picked])
+        keys = [k for k in figures(picked[0][1]) if all(k in figures(r) for _, r in picked)]
+        print("\n| figure | " + " | ".join(name for name, _ in picked) + " |")
+        print("|---|" + "---:|" * len(picked))
+        for k in keys:
+            print(f"| {k} | " + " | ".join(f"{figures(r)[k]:.3g}" for _, r in picked) + " |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", default="20000,100000")
     parser.add_argument("--iterations", type=int, default=15, help="scrapes per target (bounded)")
-    parser.add_argument("--repeats", type=int, default=3, help="refreshes per render scenario")
+    parser.add_argument("--repeats", type=int, default=3, help="polls per render scenario")
     parser.add_argument("--live-minutes", type=float, default=0.0)
+    parser.add_argument("--live-devices", default="", help="sizes with a live window (all)")
+    parser.add_argument("--no-peer", action="store_true", help="skip prometheus_client")
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose exporter to run")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--compare", type=Path, nargs="+", help="print --json runs side by side")
     args = parser.parse_args()
+    if args.compare:
+        compare(args.compare)
+        return
     iterations = max(1, min(args.iterations, 200))
     repeats = max(1, min(args.repeats, 20))
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-          f"exporter from {args.root}")  # fmt: skip
-    for n in (int(x) for x in args.devices.split(",")):
-        result = bench_frozen(n, iterations, repeats, args.root.resolve())
-        live = None
-        if args.live_minutes > 0:
-            live = {**bench_live(n, args.live_minutes, args.root.resolve()),
-                    "minutes": args.live_minutes}  # fmt: skip
-        report(result, live)
+    root = args.root.resolve()
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, exporter from "
+          f"{root} ({commit or 'no git'}), {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, "
+          f"load {load()}")  # fmt: skip
+    sizes = [int(x) for x in args.devices.split(",")]
+    live_sizes = {int(x) for x in args.live_devices.split(",") if x} or set(sizes)
+    results = []
+    for n in sizes:
+        result = bench_frozen(n, iterations, repeats, root, not args.no_peer)
+        if args.live_minutes > 0 and n in live_sizes:
+            result["live"] = bench_live(n, args.live_minutes, root)
+        results.append(result)
+        report(result)
         sys.stdout.flush()
+        if args.json:
+            args.json.write_text(json.dumps({"root": str(root), "commit": commit,
+                                             "results": results}, indent=1))  # fmt: skip
+    done_when(results)
 
 
 if __name__ == "__main__":
