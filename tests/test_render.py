@@ -17,6 +17,7 @@ from prometheus_client.openmetrics.parser import (
 )
 
 from dms_exporter import model
+from dms_exporter.exposition import render
 from dms_exporter.exposition.families import RenderContext
 from dms_exporter.exposition.families.health import health_families
 from dms_exporter.exposition.gzipstream import inflate
@@ -247,6 +248,19 @@ def renders(tables, previous=None):
     return {g: render_group(g, tables, ALL, previous and previous[g]) for g in GROUPS}
 
 
+@pytest.fixture
+def runs_of_one_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run one unit, so that a test sees which units were redone."""
+    monkeypatch.setattr(render, "RUN_BYTES", 1)
+
+
+@pytest.fixture(params=[1, 2000, 12000, render.RUN_BYTES], ids=["1-unit", "2kB", "12kB", "default"])
+def run_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs of one unit, of a few units (a run partly redone) and of the default length."""
+    monkeypatch.setattr(render, "RUN_BYTES", request.param)
+
+
+@pytest.mark.usefixtures("runs_of_one_unit")
 def test_a_changed_device_redoes_one_block_and_gives_the_bytes_of_a_full_render() -> None:
     tables = fleet(3 * UNIT_ROWS)
     before = renders(tables)
@@ -314,6 +328,7 @@ def test_a_field_changed_alone_redoes_exactly_the_families_that_show_it(
         assert _changed_text(tables, changed, groups_for(endpoint)[0])
 
 
+@pytest.mark.usefixtures("run_bytes")
 def test_polls_that_change_a_few_items_here_and_there_give_the_bytes_of_a_full_render() -> None:
     """Random rounds: a few devices and destinations changed in random fields, sometimes
     several in one unit, at its edges, to values that give no line or more lines."""
@@ -366,6 +381,7 @@ def test_a_schedule_poll_does_not_count_the_authorizations_again() -> None:
     assert after.plain() == render_group("authorization", renamed, ALL).plain()
 
 
+@pytest.mark.usefixtures("runs_of_one_unit")
 def test_a_renamed_device_redoes_its_block_in_the_groups_that_show_names() -> None:
     tables = fleet(3 * UNIT_ROWS)
     before = renders(tables)
@@ -386,6 +402,7 @@ def test_an_equal_poll_renders_nothing_new() -> None:
     assert all(after[g].families is before[g].families for g in GROUPS)
 
 
+@pytest.mark.usefixtures("run_bytes")
 def test_added_and_removed_devices_give_the_bytes_of_a_full_render() -> None:
     tables = fleet(2 * UNIT_ROWS + 3)
     previous = renders(tables)

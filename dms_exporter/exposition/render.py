@@ -1,16 +1,19 @@
 """Rendering family groups to cached, compressed output, redoing only what changed.
 
 A group's sources (``families.GroupSpec``) are sequences of items (a device; a destination and
-its device's display name; ...), cut into units of ``UNIT_ROWS`` items. Each family keeps, per
-unit, the sample lines of that unit's items as one ``gzipstream.Segment`` (all made by one
-compressor reset between units, so each stands alone), joined in one ``body``; HELP/TYPE headers
-are separate small segments, one per format (sample lines are the same in both formats).
+its device's display name; ...), cut into units of ``UNIT_ROWS`` items, and the units into runs
+of about ``RUN_BYTES`` of text. Each family keeps, per run, the sample lines of that run's items
+as one ``gzipstream.Segment`` (all made by one compressor reset between runs, so each stands
+alone), joined in one ``body``, and the length and sample count of each unit's lines; HELP/TYPE
+headers are separate small segments, one per format (sample lines are the same in both formats).
 
 On a new render, each source's items are compared with the previous render's, position by
 position. Rows are reused object for object when unchanged, so this is mostly identity checks;
 for a changed row the fields that differ are found once, and each family renders again only the
-units holding an item whose change touches the fields it reads (``FamilySpec.reads``): a device
-whose last contact moved redoes one unit of one family. Sums over the devices (fleet counts) are
+units holding an item whose change touches the fields it reads (``FamilySpec.reads``), and
+compresses again the runs holding those units (their other units inflated from the old segment,
+not formatted again): a device whose last contact moved redoes one unit and one run of one
+family. Sums over the devices (fleet counts) are
 updated from the changed rows only. A group whose tables are the very same objects, or whose only
 new table is ``devices`` with the same ids and names, is not rendered at all.
 
@@ -67,14 +70,22 @@ _SPECS: Mapping[str, GroupSpec] = {
 #: in the last three).
 GROUPS: Mapping[str, tuple[str, ...]] = {g: spec.endpoints for g, spec in _SPECS.items()}
 
-#: gzip level of cached segments; see bench/bench_render.py for the measured trade-off.
+#: gzip level of the small segments made at scrape time (the health block) and of headers.
 GZIP_LEVEL = 1
-#: Items per unit: a changed item costs formatting and compressing this many items' lines in
-#: each family it changes; smaller units compress worse (each unit is compressed without its
-#: neighbours). Measured in bench/bench_render.py.
+#: Plain bytes of a run (about: a whole number of units) and its gzip level. Runs are compressed
+#: each on its own, so they must be long enough for deflate's 32 KiB of history to pay: runs of
+#: 32 KiB at level 6 come to about 1.16x ``gzip -6`` of the whole text, units of 8 items alone
+#: 2.5x. Longer runs cost more when changes are spread (every run holding one is inflated and
+#: compressed again). Measured in bench/bench_scale.py (docs/performance.md).
+RUN_BYTES = 32 * 1024
+RUN_LEVEL = 6
+#: At most this many units a run (a family whose first items had no lines would make one run).
+_MAX_RUN_UNITS = 256
+#: Items per unit: a changed item costs formatting this many items' lines in each family it
+#: changes (and compressing its run again). Measured in bench/bench_render.py.
 UNIT_ROWS = 8
-#: Units formatted together (the templates are made once per batch; the text of one batch is
-#: held at a time).
+#: Units formatted together (the templates are made once per batch; the text of one batch and
+#: of one run is held at a time).
 _BATCH_UNITS = 256
 
 #: What changed -> the indexes of the items where it did. What changed is the names of a row's
@@ -85,16 +96,18 @@ Changes = Mapping[frozenset[str] | None, list[int]]
 @dataclass(frozen=True, slots=True)
 class FamilyOutput:
     """One family rendered: its names, a header segment per format, and the sample segments of
-    its units joined in ``body`` (``sizes``: each unit's segment's length in it)."""
+    its runs (``run_units`` units each) joined in ``body``."""
 
     name: str  # OpenMetrics family name
     text_name: str  # text 0.0.4 name (``_total``/``_info`` added)
     text_head: Segment
     openmetrics_head: Segment
     body: bytes
-    sizes: array[int]
-    crcs: CrcTree  # (CRC-32, plain length) of each unit's segment
+    sizes: array[int]  # each run's segment's length in ``body``
+    crcs: CrcTree  # (CRC-32, plain length) of each run's segment
     counts: array[int]  # samples per unit
+    lengths: array[int]  # plain length of each unit's lines
+    run_units: int  # units per run
 
     @property
     def samples(self) -> Segment:
@@ -108,7 +121,7 @@ class FamilyOutput:
 
     @property
     def ends(self) -> list[int]:
-        """Where each unit's segment ends in ``body``."""
+        """Where each run's segment ends in ``body``."""
         return list(accumulate(self.sizes))
 
     def head(self, openmetrics: bool) -> Segment:
@@ -337,7 +350,8 @@ def _render_family(
 ) -> FamilyOutput:
     """One family's output: with ``old`` (rendered under the same settings, so its headers
     hold too), only the units holding an item whose change touches what the family reads are
-    rendered again; the others keep ``old``'s segments."""
+    formatted again, and only the runs holding them compressed again (the other units of such
+    a run are inflated from its old segment); the other runs keep ``old``'s segments."""
     units = -(-len(items) // UNIT_ROWS)
     if old is None or changes is None:
         dirty: Sequence[int] = range(units)
@@ -346,7 +360,7 @@ def _render_family(
             map(UNIT_ROWS.__rfloordiv__, chain.from_iterable(_indexes(changes, spec.reads)))
         )
         dirty = sorted(u for u in touched if u < units)
-        if not dirty and units == len(old.sizes):
+        if not dirty and units == len(old.counts):
             return old
     if old is None:
         empty = spec.family(ctx, ())
@@ -356,59 +370,117 @@ def _render_family(
     else:
         name, text_name = old.name, old.text_name
         heads = (old.text_head, old.openmetrics_head)
-    compressor = Compressor(GZIP_LEVEL)
-    segments: list[Segment] = []
-    counts: list[int] = []
+    runs = _Runs(old, units)
     for start in range(0, len(dirty), _BATCH_UNITS):  # a batch's text at a time: a low peak
-        batch = spec.unit_lines(
-            ctx,
-            [
-                items[u * UNIT_ROWS : (u + 1) * UNIT_ROWS]
-                for u in dirty[start : start + _BATCH_UNITS]
-            ],
-        )
-        segments += [compressor.segment(text.encode()) for text, _ in batch]
-        counts += [count for _, count in batch]
-    if old is None or changes is None:
-        body = b"".join(segment.data for segment in segments)
-        sizes = array("I", [len(segment.data) for segment in segments])
-        unit_counts = array("I", counts)
-        crcs = CrcTree([(segment.crc, segment.size) for segment in segments])
-    else:
-        body, sizes, unit_counts, crcs = _spliced(old, units, dirty, segments, counts)
-    return FamilyOutput(name, text_name, heads[0], heads[1], body, sizes, crcs, unit_counts)
+        batch = dirty[start : start + _BATCH_UNITS]
+        texts = spec.unit_lines(ctx, [items[u * UNIT_ROWS : (u + 1) * UNIT_ROWS] for u in batch])
+        runs.add(batch, [(text.encode(), count) for text, count in texts])
+    return runs.output(name, text_name, heads)
+
+
+class _Runs:
+    """The runs of one family render: new unit texts come in unit order; a run is compressed
+    once the units after it are reached, from its new units' texts and, for the rest, its old
+    segment inflated and cut at the old units' lengths."""
+
+    def __init__(self, old: FamilyOutput | None, units: int) -> None:
+        self.old = old
+        self.units = units
+        self.run_units = old.run_units if old is not None else 0  # set by the first texts
+        self.counts = array("I", old.counts[:units]) if old is not None else array("I")
+        self.lengths = array("I", old.lengths[:units]) if old is not None else array("I")
+        if len(self.counts) < units:
+            grow = array("I", bytes(4 * (units - len(self.counts))))
+            self.counts += grow
+            self.lengths += grow
+        self.texts: dict[int, bytes] = {}  # new texts of the run being filled
+        self.run = -1
+        self.segments: dict[int, Segment] = {}
+        self.starts = list(accumulate(old.sizes, initial=0)) if old is not None else []
+        self.compressor = Compressor(RUN_LEVEL)
+        if old is not None and units != len(old.counts) and units:
+            self._last_run_changes = (units - 1) // old.run_units  # shorter or longer now
+        else:
+            self._last_run_changes = -1
+
+    def add(self, units: Sequence[int], texts: Sequence[tuple[bytes, int]]) -> None:
+        if not self.run_units:  # from the first texts: a family's lines are about as long
+            plain = sum(len(text) for text, _ in texts)
+            self.run_units = min(_MAX_RUN_UNITS, max(1, RUN_BYTES * len(texts) // max(1, plain)))
+        for unit, (text, count) in zip(units, texts, strict=True):
+            run = unit // self.run_units
+            if run != self.run:
+                self._flush(run)
+            self.texts[unit] = text
+            self.counts[unit], self.lengths[unit] = count, len(text)
+
+    def _flush(self, upto: int) -> None:
+        """Compress the run being filled, and the run whose length changed if it comes before
+        ``upto``; then start on run ``upto``."""
+        if self.run >= 0:
+            self._compress(self.run)
+        if 0 <= self._last_run_changes < upto and self._last_run_changes not in self.segments:
+            self._compress(self._last_run_changes)
+        self.run = upto
+
+    def _compress(self, run: int) -> None:
+        lo, hi = run * self.run_units, min((run + 1) * self.run_units, self.units)
+        texts = self.texts
+        if any(u not in texts for u in range(lo, hi)):
+            texts = self._old_texts(run, lo, hi) | texts
+        self.segments[run] = self.compressor.segment(b"".join([texts[u] for u in range(lo, hi)]))
+        self.texts = {}
+
+    def _old_texts(self, run: int, lo: int, hi: int) -> dict[int, bytes]:
+        """The texts of units ``lo`` to ``hi`` (those that existed) from ``old``'s run."""
+        old = self.old
+        assert old is not None
+        plain = inflate(old.body[self.starts[run] : self.starts[run + 1]])
+        out, at = {}, 0
+        for unit in range(lo, min(hi, len(old.lengths))):
+            out[unit] = plain[at : at + old.lengths[unit]]
+            at += old.lengths[unit]
+        return out
+
+    def output(self, name: str, text_name: str, heads: tuple[Segment, Segment]) -> FamilyOutput:
+        self._flush(self.units)
+        self.run_units = self.run_units or _MAX_RUN_UNITS
+        runs = -(-self.units // self.run_units)
+        old = self.old
+        if old is None:
+            segments = [self.segments[r] for r in range(runs)]
+            body = b"".join(segment.data for segment in segments)
+            sizes = array("I", [len(segment.data) for segment in segments])
+            crcs = CrcTree([(segment.crc, segment.size) for segment in segments])
+        else:
+            body, sizes, crcs = _spliced(old, runs, self.segments)
+        return FamilyOutput(name, text_name, heads[0], heads[1], body, sizes, crcs, self.counts,
+                            self.lengths, self.run_units)  # fmt: skip
 
 
 def _spliced(
-    old: FamilyOutput,
-    units: int,
-    dirty: Sequence[int],
-    segments: Sequence[Segment],
-    new_counts: Sequence[int],
-) -> tuple[bytes, array[int], array[int], CrcTree]:
-    """``old``'s body, sizes, counts and CRCs with the ``dirty`` units replaced by
-    ``segments`` (and cut or grown to ``units``); runs of kept units are copied in one piece."""
+    old: FamilyOutput, runs: int, segments: Mapping[int, Segment]
+) -> tuple[bytes, array[int], CrcTree]:
+    """``old``'s body, sizes and CRCs with the runs in ``segments`` replaced (and cut or grown
+    to ``runs``); runs of kept segments are copied in one piece."""
     starts = list(accumulate(old.sizes, initial=0))
-    sizes = array("I", old.sizes[:units])
-    counts = array("I", old.counts[:units])
-    if units > len(sizes):
-        grow = array("I", bytes(4 * (units - len(sizes))))
-        sizes += grow
-        counts += grow
+    sizes = array("I", old.sizes[:runs])
+    if runs > len(sizes):
+        sizes += array("I", bytes(4 * (runs - len(sizes))))
     pieces: list[bytes] = []
     kept_from = 0
-    for unit, segment, count in zip(dirty, segments, new_counts, strict=True):
-        if kept_from < unit:
-            pieces.append(old.body[starts[kept_from] : starts[unit]])
-        pieces.append(segment.data)
-        sizes[unit], counts[unit] = len(segment.data), count
-        kept_from = unit + 1
-    if kept_from < units:
-        pieces.append(old.body[starts[kept_from] : starts[units]])
-    leaves = {u: (s.crc, s.size) for u, s in zip(dirty, segments, strict=True)}
-    if units == len(old.sizes):
+    for run in sorted(segments):
+        if kept_from < run:
+            pieces.append(old.body[starts[kept_from] : starts[run]])
+        pieces.append(segments[run].data)
+        sizes[run] = len(segments[run].data)
+        kept_from = run + 1
+    if kept_from < runs:
+        pieces.append(old.body[starts[kept_from] : starts[runs]])
+    leaves = {r: (s.crc, s.size) for r, s in segments.items()}
+    if runs == len(old.sizes):
         crcs = old.crcs.replaced(leaves)
     else:
         kept = old.crcs.leaves
-        crcs = CrcTree([leaves[u] if u in leaves else kept[u] for u in range(units)])
-    return b"".join(pieces), sizes, counts, crcs
+        crcs = CrcTree([leaves[r] if r in leaves else kept[r] for r in range(runs)])
+    return b"".join(pieces), sizes, crcs
