@@ -14,6 +14,7 @@ __all__ = [
     "DmsConnectionError",
     "DmsExporterError",
     "DmsHttpError",
+    "DmsIncompleteError",
     "DmsPageLimitError",
     "DmsPayloadError",
     "DmsSuspectError",
@@ -31,6 +32,7 @@ ERROR_REASONS: tuple[str, ...] = (
     "http_error",  # any other non-2xx status
     "payload",  # not JSON, HTML, truncated, wrong shape
     "page_limit",  # paging did not end within the page cap
+    "incomplete",  # paging ended with fewer items than the DMS's own total
     "suspect",  # the answer was far worse than the last good one (gate.py) and was not applied
 )
 
@@ -112,6 +114,12 @@ class DmsPageLimitError(DmsApiError):
     """Paging went past the configured page cap."""
 
     reason = "page_limit"
+
+
+class DmsIncompleteError(DmsApiError):
+    """Paging ended with fewer items than the DMS says the list holds."""
+
+    reason = "incomplete"
 
 
 class DmsSuspectError(DmsApiError):

@@ -129,3 +129,52 @@ async def test_a_wrong_items_path_names_the_path_and_the_keys() -> None:
         PagingError, match=r"no list at 'items' in the answer \(its keys: data, meta"
     ):
         await run(fake, Paging())
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+async def test_every_style_fails_a_walk_that_ends_short_of_the_total(style: str) -> None:
+    answers = iter([ITEMS[:10], []])
+    fake = Fake(lambda _t, _p: Page({"items": next(answers), "total": 25, "c": "x",
+                                     "next": "/devices?2"}))  # fmt: skip
+    with pytest.raises(PagingError, match="with 10 of the 25 items the DMS reports at 'total'"):
+        await run(fake, STYLES[style])
+    assert fake.calls and len(fake.calls) <= 2
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"results": ITEMS[:10], "count": 25}, "count"),
+        ({"results": ITEMS[:10], "meta": {"total": 25}}, "meta.total"),
+        ({"results": ITEMS[:10], "page": {"size": 10, "totalElements": 25}}, "page.totalElements"),
+    ],
+)
+async def test_a_total_at_a_usual_name_exposes_a_walk_cut_short(
+    body: dict[str, Any], where: str
+) -> None:
+    # envelope.total left at "total", which the answer lacks; the DMS ignores offset and limit
+    fake = Fake(lambda _t, _p: Page(body))
+    stats: dict[str, Any] = {}
+    with pytest.raises(PagingError, match=f"10 of the 25 items the DMS reports at '{where}'"):
+        await collect(fake, "/devices", {}, Envelope(items="results"), Paging(), page_size=100,
+                      max_pages=100, stats=stats)  # fmt: skip
+    assert (stats["total"], stats["total_at"], stats["items"]) == (25, where, 10)
+
+
+async def test_no_total_no_check_and_a_shrinking_list_is_whole() -> None:
+    # total: null says the DMS sends none: a "count" is not taken for one
+    fake = Fake(lambda _t, _p: Page({"results": ITEMS[:10], "count": 25}))
+    envelope = Envelope(items="results", total=None)
+    assert await run(fake, Paging(), envelope, page_size=100) == ITEMS[:10]
+    # an item deleted during the walk: the last page's total is the one that counts
+    pages = iter([{"items": ITEMS[:10], "total": 25}, {"items": ITEMS[11:25], "total": 24}])
+    fake = Fake(lambda _t, _p: Page(next(pages)))
+    assert len(await run(fake, Paging())) == 24
+
+
+async def test_a_walk_cut_by_the_probe_page_cap_is_not_called_short() -> None:
+    fake = Fake(lambda _t, p: Page({"items": ITEMS[int(p["offset"]) :][:10], "total": 25}))
+    stats: dict[str, Any] = {}
+    items = await collect(fake, "/devices", {}, Envelope(), Paging(), page_size=10,
+                          max_pages=1, stats=stats, truncate=True)  # fmt: skip
+    assert items == ITEMS[:10] and stats["truncated"] and stats["total"] == 25

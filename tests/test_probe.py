@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from dms_exporter.simulator import Simulator, start_simulator
 
 
-async def run_probe(sim: Simulator, tmp_path: Path, *flags: str, **top: Any) -> tuple[int, str]:
+async def run_probe(
+    sim: Simulator, tmp_path: Path, *flags: str, dms: dict[str, Any] | None = None, **top: Any
+) -> tuple[int, str]:
     config = {
         "dms": {
             "url": sim.base_url,
@@ -24,6 +28,7 @@ async def run_probe(sim: Simulator, tmp_path: Path, *flags: str, **top: Any) -> 
             "password": sim.password,
             "proxy": "direct",
             "page_size": 10,
+            **(dms or {}),
         },
         **top,
     }
@@ -88,3 +93,80 @@ async def test_probe_exits_1_when_an_endpoint_fails(tmp_path: Path) -> None:
         rc, out = await run_probe(sim, tmp_path)
     assert rc == 1
     assert "destinations: GET " in out and "-> HTTP 404, http_error" in out
+
+
+SPRING = {
+    "envelope": {"items": "content", "total": "totalElements"},
+    "paging": {"style": "page", "page_param": "page", "size_param": "size", "first_page": 0},
+}
+
+
+async def test_probe_fails_a_walk_short_of_the_dms_total_naming_first_page(tmp_path: Path) -> None:
+    """Pages counted from 0, first_page left at 1: the walk misses the first page. --probe
+    reads on to the end, compares with the DMS's count and names the key."""
+    paging = {**SPRING["paging"]}
+    del paging["first_page"]
+    async with start_simulator(devices=30, seed=3, frozen=True, list_shape="spring") as sim:
+        rc, out = await run_probe(sim, tmp_path, dms={**SPRING, "paging": paging})
+    assert rc == 1
+    assert "-> HTTP 200, incomplete, " in out and "3 page(s), 20 rows of 30" in out
+    assert (
+        "verdict: FAIL: the walk ended after 3 pages with 20 of the 30 items the DMS reports at "
+        "'totalElements'; check paging: first_page is 1 (does the DMS count pages from 0? then "
+        "paging.first_page: 0)"
+    ) in out
+    assert out.rstrip().endswith(
+        "FAIL: devices, groups, services, authorization_sets, "
+        "schedule_authorizations, authorizations, destinations, alarms"
+    )
+
+
+async def test_probe_fails_an_items_path_without_the_dms_paging(tmp_path: Path) -> None:
+    """--probe's own advice taken alone (envelope.items, paging left at offset): the DMS sends
+    its first 100 devices of 150 whatever offset and limit say. No more "OK: 100 of 100"."""
+    dms = {"envelope": {"items": "content"}, "page_size": 1000}
+    async with start_simulator(devices=150, seed=3, frozen=True, list_shape="spring") as sim:
+        rc, out = await run_probe(sim, tmp_path, dms=dms)
+    assert rc == 1
+    assert "1 page(s), 100 rows of 150" in out
+    assert (
+        "FAIL: the walk ended after 1 page with 100 of the 150 items the DMS reports at "
+        "'totalElements' (envelope.total 'total' is not in the answer: set it to "
+        "'totalElements'); check paging: the first page held 100 items where 1000 were asked "
+        "for with offset_param 'offset' and size_param 'limit' (a DMS that numbers its pages "
+        "needs paging: {style: page, page_param: ..., first_page: 0 or 1})"
+    ) in out
+
+
+async def test_probe_of_the_right_paging_sees_the_whole_list_or_its_total(tmp_path: Path) -> None:
+    async with start_simulator(devices=30, seed=3, frozen=True, list_shape="spring") as sim:
+        rc, out = await run_probe(sim, tmp_path, dms=SPRING)
+        assert rc == 0, out
+        assert "3 page(s), 30 rows\n" in out  # the whole list: no "of" a total
+        rc, out = await run_probe(sim, tmp_path, "--probe.pages=1", dms=SPRING)
+    assert rc == 0, out
+    assert "1 page(s), 10 rows of 30" in out
+    assert (
+        "verdict: OK: 10 of 10 rows with an id (the first page of the 30 the DMS reports: "
+        "--probe.pages)" in out
+    )
+
+
+@pytest.mark.parametrize(("document", "served"), [(0, "bare"), (1, "link")])
+async def test_the_docs_bare_array_examples_pass_probe(
+    tmp_path: Path, document: int, served: str
+) -> None:
+    """docs/configuration.md's two configurations for a DMS answering bare arrays, each against
+    a simulator answering that way: --probe reads every list whole and exits 0."""
+    docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", docs, re.DOTALL) if "bare" in b)
+    dms = list(yaml.safe_load_all(block))[document]["dms"]
+    shape = {k: v for k, v in dms.items() if k not in ("url", "username", "password_env")}
+    async with start_simulator(devices=25, seed=3, frozen=True, list_shape=served) as sim:
+        rc, out = await run_probe(sim, tmp_path, "--probe.format=json", dms=shape)
+        truth = sim.world.counts()
+    assert rc == 0, out
+    report = {e["endpoint"]: e for e in json.loads(out)["endpoints"]}
+    assert report["devices"]["rows"] == report["devices"]["rows_with_id"] == truth["devices"]
+    assert report["authorizations"]["rows"] == truth["authorizations"]
+    assert report["devices"]["pages"] == (1 if served == "bare" else 3)  # 10 a page

@@ -262,3 +262,79 @@ async def test_a_poll_keeps_unchanged_rows_and_takes_every_change(shape: str) ->
             assert row is not old
         else:
             assert row is old
+
+
+async def poll_twice_and_read(start_exporter: Any, config: Any, caplog: Any) -> dict[str, Any]:
+    """Start the exporter, poll every endpoint once more, and return ``/api/v1/endpoints``."""
+    client = await start_exporter(config)
+    for name in config.endpoints:  # a second failure of the same kind logs nothing new
+        await client.post(f"/-/refresh/{name}")
+    status = await (await client.get("/api/v1/endpoints")).json()
+    return {e["endpoint"]: e for e in status["endpoints"]}
+
+
+def failing_lines(caplog: Any, endpoint: str) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records
+        if r.levelname == "WARNING" and getattr(r, "endpoint", None) == endpoint
+    ]  # fmt: skip
+
+
+async def test_pages_from_zero_read_from_one_fail_every_list_with_one_log_line(
+    start_exporter, caplog
+) -> None:
+    """A Spring-style DMS counts pages from 0; configured as in the docs but without
+    first_page: 0, the walk skips the first page. No endpoint shows up=1 with part of its
+    list: each is down with reason incomplete, one log line naming paging.first_page."""
+    spring = LIST_STYLES["spring"]
+    keys = {**spring, "paging": {k: v for k, v in spring["paging"].items() if k != "first_page"}}
+    async with start_simulator(devices=30, seed=5, frozen=True, list_shape="spring") as sim:
+        config = exporter_config(sim, dms=dms_keys(sim, keys))
+        status = await poll_twice_and_read(start_exporter, config, caplog)
+    for name in ("devices", "groups", "alarms", "authorizations"):
+        assert (status[name]["up"], status[name]["last_result"], status[name]["rows"]) == (
+            False, "incomplete", 0,
+        ), name  # fmt: skip
+    devices = status["devices"]["last_error"]
+    # 7 a page from page 1: items 7 to 29, then an empty page
+    assert "after 5 pages with 23 of the 30 items the DMS reports at 'totalElements'" in devices
+    assert "first_page is 1 (does the DMS count pages from 0? then paging.first_page: 0)" in devices
+    assert status["system"]["up"]
+    lines = failing_lines(caplog, "devices")
+    assert lines == ["endpoint failing"]
+
+
+async def test_an_items_path_without_paging_on_a_paged_dms_fails_the_big_lists(
+    start_exporter, caplog
+) -> None:
+    """--probe's advice followed alone (envelope.items set, paging left at offset): the DMS
+    ignores offset and limit and sends its first page of 100. Lists longer than that are down
+    (incomplete, naming the DMS's count and the paging keys); shorter ones are whole and up."""
+    async with start_simulator(devices=150, seed=5, frozen=True, list_shape="spring") as sim:
+        keys = {"envelope": {"items": "content"}, "page_size": 1000}  # the default page size
+        config = exporter_config(sim, dms=dms_keys(sim, keys))
+        status = await poll_twice_and_read(start_exporter, config, caplog)
+        truth = sim.world.counts()
+    assert (status["devices"]["up"], status["devices"]["last_result"]) == (False, "incomplete")
+    error = status["devices"]["last_error"]
+    assert "with 100 of the 150 items the DMS reports at 'totalElements'" in error
+    assert "(envelope.total 'total' is not in the answer: set it to 'totalElements')" in error
+    assert "the first page held 100 items where 1000 were asked for with offset_param " in error
+    assert "needs paging: {style: page, page_param: ..., first_page: 0 or 1}" in error
+    assert (status["groups"]["up"], status["groups"]["rows"]) == (True, truth["groups"])
+    assert failing_lines(caplog, "devices") == ["endpoint failing"]
+
+
+async def test_envelope_bare_on_a_whole_list_dms_names_paging_none(start_exporter, caplog) -> None:
+    """envelope: bare alone on a DMS that sends every item in one bare array: offset paging asks
+    for a second page, gets the same array, and the poll fails naming the fix."""
+    async with start_simulator(devices=30, seed=5, frozen=True, bare_arrays=True) as sim:
+        config = exporter_config(sim, dms=dms_keys(sim, {"envelope": "bare"}))
+        status = await poll_twice_and_read(start_exporter, config, caplog)
+    devices = status["devices"]
+    assert (devices["up"], devices["last_result"]) == (False, "payload")
+    assert devices["last_error"].endswith(
+        "page 2 repeats page 1: does the DMS ignore the parameter offset? (a DMS that sends its "
+        "whole list as one bare array needs paging: {style: none})"
+    )
+    assert failing_lines(caplog, "devices") == ["endpoint failing"]

@@ -38,6 +38,7 @@ from ..errors import (
     DmsAuthError,
     DmsConnectionError,
     DmsHttpError,
+    DmsIncompleteError,
     DmsPageLimitError,
     DmsPayloadError,
     DmsTimeoutError,
@@ -213,7 +214,9 @@ class DmsClient:
                 truncate=truncate,
             )
         except PagingError as exc:
-            cls = DmsPageLimitError if exc.page_limit else DmsPayloadError
+            cls: type[DmsApiError] = DmsPayloadError
+            if exc.page_limit or exc.incomplete:
+                cls = DmsPageLimitError if exc.page_limit else DmsIncompleteError
             raise self.error(cls, endpoint, "GET", endpoint.path, str(exc)) from exc
 
     def _same_origin(self, endpoint: EndpointSettings, link: str) -> str:

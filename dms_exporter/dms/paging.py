@@ -7,6 +7,11 @@ path in the body, or the ``Link: <...>; rel="next"`` header), ``cursor`` (a toke
 sent back as a parameter) and ``none``. Every style ends on an empty page, at the total when the
 answer sends one, and fails on a page that repeats the previous one (a DMS that ignores the
 paging parameter would otherwise be read to the page cap) or that goes past ``dms.max_pages``.
+A walk that ends with fewer items than the DMS's own total fails too (``incomplete``): pages
+counted from the wrong number, or a DMS that ignores the paging parameters, would otherwise be
+exported as the whole list. The total is the envelope's ``total``; when that path is missing
+from the answer, a count the answer carries under a usual name (``totalElements``, ``count``,
+``meta.total``...), which is never used to end a walk, only to notice one that ended early.
 
 A bare JSON array is one complete answer, unless the envelope is ``bare`` (then its pages follow
 the style like any other). The HTTP side is the caller's ``get``: this module never does I/O.
@@ -34,11 +39,13 @@ class Page:
 
 
 class PagingError(Exception):
-    """The answer cannot be paged as configured; ``page_limit`` for the page cap, else payload."""
+    """The answer cannot be paged as configured; ``page_limit`` for the page cap,
+    ``incomplete`` for a walk that ended short of the DMS's total, else payload."""
 
-    def __init__(self, message: str, *, page_limit: bool = False) -> None:
+    def __init__(self, message: str, *, page_limit: bool = False, incomplete: bool = False) -> None:
         super().__init__(message)
         self.page_limit = page_limit
+        self.incomplete = incomplete
 
 
 #: ``get(target, params)``: ``target`` is the endpoint's path, or a next link as the DMS sent it
@@ -46,6 +53,12 @@ class PagingError(Exception):
 Getter = Callable[[str, Mapping[str, str] | None], Awaitable[Page]]
 
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
+#: Names (lower case, without ``_`` and ``-``) under which answers carry the number of items of
+#: the whole list; looked for when the envelope's ``total`` path is missing from the answer.
+_TOTAL_NAMES = frozenset(
+    {"total", "count", "totalcount", "totalelements", "totalitems", "totalresults",
+     "totalrecords", "totalrows", "totalhits", "recordstotal", "numfound"}
+)  # fmt: skip
 _REL_NEXT = re.compile(r';\s*rel\s*=\s*"?(?:[^"]*\s)?next(?:\s[^"]*)?"?', re.IGNORECASE)
 
 
@@ -81,8 +94,10 @@ async def collect(
 ) -> list[Any]:
     """Every item of one list endpoint; see the module docstring. With ``on_page``, each
     page's items go to it as they arrive instead (and the list returned is empty), so that a
-    caller can convert them and let the page's JSON go. ``stats`` receives ``pages`` and the
-    last ``status``; ``truncate`` returns what ``max_pages`` pages held instead of failing."""
+    caller can convert them and let the page's JSON go. ``stats`` receives ``pages``, the last
+    ``status``, the ``items`` received and, when the DMS reports one, its ``total`` and the path
+    ``total_at`` it was found at; ``truncate`` returns what ``max_pages`` pages held instead of
+    failing (and sets ``truncated``)."""
     stats = {} if stats is None else stats
     query = {**params, **_first_params(paging, page_size)}
     page = await get(path, query)
@@ -97,26 +112,47 @@ async def collect(
     previous: list[Any] | None = None
     seen_cursors: set[str] = set()
     pages = 0
+    first_count = 0  # items on the first page, for the hint of an incomplete walk
     while True:
         found = _items(page.body, envelope, pages + 1)
         pages += 1
         stats.update(pages=pages, status=page.status)
+        first_count = len(found) if pages == 1 else first_count
         if previous is not None and found and found == previous:
+            fix = "set the endpoint's paging"
+            if envelope.bare:
+                fix = (
+                    "a DMS that sends its whole list as one bare array needs paging: {style: none}"
+                )
             raise PagingError(
                 f"page {pages} repeats page {pages - 1}: does the DMS ignore "
-                f"{_what_moves(paging)}? (set the endpoint's paging)"
+                f"{_what_moves(paging)}? ({fix})"
             )
         received += len(found)
+        stats["items"] = received
         if on_page is None:
             items.extend(found)
         else:
             await on_page(found)
         total = walk(page.body, envelope.total) if envelope.total else None
-        if not found or (_is_count(total) and received >= total):
+        reported = _reported_total(page.body, envelope)
+        if reported is not None:
+            stats.update(total=reported[0], total_at=reported[1])
+        if _is_count(total) and received >= total:
             return items
         short_ends = not _is_count(total)  # with a total, a short page is not the end
-        target, query = _next(page, paging, params, page_size, pages, received, found, short_ends)
-        if target is None:
+        target, query = (
+            _next(page, paging, params, page_size, pages, received, found, short_ends)
+            if found
+            else (None, {})
+        )
+        if target is None:  # the walk's end: did it read what the DMS says it has?
+            if reported is not None and received < reported[0]:
+                raise PagingError(
+                    _incomplete(received, reported, pages, first_count, envelope, paging,
+                                page_size),
+                    incomplete=True,
+                )  # fmt: skip
             return items
         if paging.style == "cursor":
             cursor = query[paging.cursor_param or ""]
@@ -125,6 +161,7 @@ async def collect(
             seen_cursors.add(cursor)
         if pages >= max_pages:
             if truncate:
+                stats["truncated"] = True
                 return items
             raise PagingError(
                 f"more pages after dms.max_pages={pages} ({received} items so far)",
@@ -216,6 +253,66 @@ def _next(
         query[paging.cursor_param or ""] = str(cursor)
         return "", query
     return None, {}  # none: one request
+
+
+def _reported_total(body: Any, envelope: Envelope) -> tuple[int, str] | None:
+    """``(count, path)`` of the number of items the DMS says the list holds, or None: at the
+    envelope's ``total``, else (that path missing) at a usual name at most two levels deep."""
+    if envelope.total is None or not isinstance(body, dict):
+        return None  # no total configured (a bare array, or total: null)
+    total = walk(body, envelope.total)
+    if total is not None:
+        return (total, envelope.total) if _is_count(total) else None
+    for key, value in body.items():
+        if _is_count(value) and _total_name(key):
+            return value, key
+    for key, value in body.items():
+        if isinstance(value, dict):
+            for inner, count in value.items():
+                if _is_count(count) and _total_name(inner):
+                    return count, f"{key}.{inner}"
+    return None
+
+
+def _total_name(key: Any) -> bool:
+    return isinstance(key, str) and key.lower().replace("_", "").replace("-", "") in _TOTAL_NAMES
+
+
+def _incomplete(
+    received: int,
+    reported: tuple[int, str],
+    pages: int,
+    first_count: int,
+    envelope: Envelope,
+    paging: Paging,
+    page_size: int,
+) -> str:
+    """One line: what the walk read against the DMS's total, and the keys that decide it."""
+    total, at = reported
+    line = (
+        f"the walk ended after {pages} page{'s' if pages > 1 else ''} with {received} of the "
+        f"{total} items the DMS reports at {at!r}"
+    )
+    if at != envelope.total:
+        line += f" (envelope.total {envelope.total!r} is not in the answer: set it to {at!r})"
+    short = 0 < first_count < page_size
+    sent = f"the first page held {first_count} items where {page_size} were asked for"
+    if paging.style == "page":
+        other = "0? then paging.first_page: 0" if paging.first_page else "1? then first_page: 1"
+        hint = f"paging: first_page is {paging.first_page} (does the DMS count pages from {other})"
+        if short:
+            hint += f", and size_param {paging.size_param!r} ({sent})"
+    elif paging.style == "offset":
+        hint = (
+            f"paging: {sent} with offset_param {paging.offset_param!r} and size_param "
+            f"{paging.size_param!r} (a DMS that numbers its pages needs paging: "
+            "{style: page, page_param: ..., first_page: 0 or 1})"
+        )
+    elif paging.style == "none":
+        hint = "paging: the DMS pages this list (set its style, and first_page for page numbers)"
+    else:
+        hint = f"paging: style {paging.style} found no further page"
+    return f"{line}; check {hint}"
 
 
 def _what_moves(paging: Paging) -> str:

@@ -62,6 +62,9 @@ class EndpointProbe:
     pages: int
     rows: int  # items received
     rows_with_id: int  # rows the exporter would keep
+    total: int | None = None  # the number of items the DMS says the list holds, if it says
+    total_at: str = ""  # where in the answer it says so
+    truncated: bool = False  # more pages after --probe.pages
     fields: tuple[FieldProbe, ...] = ()
     unknown_values: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     unused_fields: Mapping[str, str | None] = field(default_factory=dict)  # name -> suggestion
@@ -116,8 +119,10 @@ async def _probe_one(
             status=status,
             seconds=time.perf_counter() - started,
             pages=stats["pages"],
-            rows=0,
+            rows=stats.get("items", 0),
             rows_with_id=0,
+            total=stats.get("total"),
+            total_at=stats.get("total_at", ""),
             error=error,
             verdict=f"FAIL: {error}",
         )
@@ -145,13 +150,16 @@ async def _probe_one(
         pages=stats["pages"] or 1,
         rows=len(items),
         rows_with_id=rows_with_id,
+        total=stats.get("total"),
+        total_at=stats.get("total_at", ""),
+        truncated=stats.get("truncated", False),
         fields=fields,
         unknown_values=unknown,
         unused_fields=unused,
         proposed_values=proposed,
         error=shape_error,
     )
-    ok, verdict = _verdict(result)
+    ok, verdict = _verdict(result, endpoint.envelope.total)
     return dataclasses.replace(result, ok=ok, verdict=verdict)
 
 
@@ -239,7 +247,8 @@ def _closest(key: str, missing: Mapping[str, FieldProbe]) -> str | None:
     return by_form[match[0]] if match else None
 
 
-def _verdict(result: EndpointProbe) -> tuple[bool, str]:
+def _verdict(result: EndpointProbe, total_path: str | None) -> tuple[bool, str]:
+    """``(ok, one line)``; ``total_path``: the envelope's ``total`` of the endpoint."""
     if result.error:
         return False, f"FAIL: {result.error}"
     if result.rows == 0:
@@ -256,7 +265,13 @@ def _verdict(result: EndpointProbe) -> tuple[bool, str]:
     renames = [f"{k} -> {v}" for k, v in result.unused_fields.items() if v]
     if renames:
         notes.append(f"likely renames: {', '.join(renames)}")
+    if result.total == result.rows and result.total_at != total_path:  # not a page's count
+        notes.append(f"the DMS's count is at {result.total_at!r}: set envelope.total to it")
     head = f"{result.rows_with_id} of {result.rows} rows with an id"
+    if result.truncated:
+        of = f" of the {result.total} the DMS reports" if result.total is not None else ""
+        first = "the first page" if result.pages == 1 else f"the first {result.pages} pages"
+        head += f" ({first}{of}: --probe.pages)"
     return True, ("OK: " if not notes else "CHECK: ") + "; ".join([head, *notes])
 
 
@@ -268,6 +283,7 @@ def render_text(config: Config, report: ProbeReport) -> str:
         lines.append(
             f"{r.endpoint}: GET {r.url} -> {r.status}, {r.seconds:.2f}s, {r.pages} page(s), "
             f"{r.rows} rows"
+            + (f" of {r.total}" if r.total is not None and r.total != r.rows else "")
         )
         if r.fields and r.rows:
             width = max(len(f.path) for f in r.fields)
