@@ -148,7 +148,7 @@ async def run_probe(sim: Simulator, tmp_path: Path, dms: dict[str, Any]) -> str:
     return text
 
 
-async def test_probe_names_the_keys_for_a_cookie_session_and_a_header_token(
+async def test_probe_names_the_keys_for_a_cookie_session_a_header_token_and_a_csrf_token(
     tmp_path: Path,
 ) -> None:
     """With only the login request configured (path and fields, what an operator knows from
@@ -166,6 +166,17 @@ async def test_probe_names_the_keys_for_a_cookie_session_and_a_header_token(
         "its header X-Subject-Token looks like the token: set dms.login.token_from: header and "
         "dms.login.token_header: X-Subject-Token" in out
     )
+    async with start_simulator(devices=5, seed=5, frozen=True, login_shape="csrf") as sim:
+        out = await run_probe(sim, tmp_path, {"login_path": "/session"})
+        assert (
+            "a token seems to be at 'csrfToken': set dms.login.token_path: csrfToken (the cookie "
+            "SESSION it set is kept without a key; if calls are then refused, send the token in "
+            "the header the DMS wants: dms.token_header.name)" in out
+        )
+        # the next step: the token read, sent where the DMS does not look for it
+        out = await run_probe(sim, tmp_path, {"login_path": "/session", "login": {
+            "token_path": "csrfToken"}})  # fmt: skip
+    assert "HTTP 403 INVALID_CSRF_TOKEN right after a successful login" in out
 
 
 async def test_probe_lists_numeric_codes_and_proposes_the_values_map(tmp_path: Path) -> None:

@@ -63,8 +63,9 @@ log = logging.getLogger(__name__)
 #: Each backoff is multiplied by a random factor in [1 - BACKOFF_JITTER, 1]: never longer than
 #: configured, and exporters that share an account do not retry in lockstep.
 BACKOFF_JITTER = 0.1
-#: Headers of a login answer that may carry a token (``X-Subject-Token``, ``X-Auth-Token``).
-_TOKEN_HEADER = re.compile(r"token|session|auth", re.IGNORECASE)
+#: Names of headers or body fields of a login answer that may carry a token
+#: (``X-Subject-Token``, ``X-Auth-Token``, ``csrfToken``, ``sessionId``).
+_TOKEN_HEADER = re.compile(r"token|session|auth|csrf", re.IGNORECASE)
 _NOT_TOKEN_HEADERS = frozenset({"set-cookie", "www-authenticate"})
 #: DMS error codes of a login answer that mean "these credentials are refused", whatever the
 #: HTTP status (some DMS answer 400 or 500 with them).
@@ -291,7 +292,7 @@ class Login:
         body = answer.body
         token = _token(shape, body, answer.headers, answer.cookies)
         if token is None:
-            detail = _no_token(shape, answer.headers, answer.cookies)
+            detail = _no_token(shape, answer)
             raise client.error(DmsPayloadError, endpoint, method, path, detail)
         expiry = walk(body, shape.expiry_path) if shape.expiry_path else None
         if shape.expiry == "timestamp":
@@ -300,6 +301,19 @@ class Login:
         elif isinstance(expiry, str):  # "3600" from a DMS that quotes its numbers
             expiry = _number(expiry)
         return token, expiry
+
+
+def _token_paths(body: Any, prefix: str = "", depth: int = 2) -> list[str]:
+    """Dotted paths of the non-empty text fields of a login answer named like a token."""
+    found: list[str] = []
+    if not isinstance(body, dict):
+        return found
+    for key, value in body.items():
+        if isinstance(value, str) and value and _TOKEN_HEADER.search(str(key)):
+            found.append(f"{prefix}{key}")
+        elif isinstance(value, dict) and depth > 1:
+            found += _token_paths(value, f"{prefix}{key}.", depth - 1)
+    return found
 
 
 def refusal_text(error: DmsApiError) -> str:
@@ -322,14 +336,26 @@ def _token(
     return token if isinstance(token, str) and token else None
 
 
-def _no_token(shape: LoginShape, headers: Mapping[str, str], cookies: Mapping[str, str]) -> str:
-    """Why no token was found, and where the answer seems to keep its session instead."""
+def _no_token(shape: LoginShape, answer: Answer) -> str:
+    """Why no token was found, and where the answer seems to keep its session instead: a text
+    field of its body, a header or a cookie whose name says token or session."""
+    headers, cookies = answer.headers, answer.cookies
     if shape.token_from == "cookie":
         return "the answer set no cookie (see dms.login.token_from)"
     if shape.token_from == "header":
         detail = f"no header {shape.token_header} in the answer (see dms.login.token_header)"
     else:
         detail = f"no token at {shape.token_path!r} in the answer (see dms.login.token_path)"
+        paths = _token_paths(answer.body)
+        if paths:
+            detail += f"; a token seems to be at {paths[0]!r}: set dms.login.token_path: {paths[0]}"
+            if cookies:  # a session cookie and a token to echo: a CSRF token
+                detail += (
+                    f" (the cookie {', '.join(cookies)} it set is kept without a key; if calls "
+                    "are then refused, send the token in the header the DMS wants: "
+                    "dms.token_header.name)"
+                )
+            return detail
     named = [h for h in dict.fromkeys(headers) if h.lower() != (shape.token_header or "").lower()]
     found = [h for h in named if _TOKEN_HEADER.search(h) and h.lower() not in _NOT_TOKEN_HEADERS]
     if found:
