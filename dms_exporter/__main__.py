@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from aiohttp import web
@@ -79,6 +81,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="where console edits are kept (default: next to the config file, "
         "dms.yml -> dms.console.json; with --demo: in memory unless given)",
+    )
+    parser.add_argument(
+        "--snapshot.directory",
+        dest="snapshot_dir",
+        default=None,
+        help="where the last good tables are kept, to be shown at once after a restart "
+        "(default: next to the config file, dms.yml -> dms.snapshot; with --demo: not kept "
+        "unless given; an empty value: not kept)",
     )
     parser.add_argument(
         "--web.config.file",
@@ -154,6 +164,15 @@ def run_probe(config: Config, pages: int | None, output: str) -> int:
     return 0 if report.ok else 1
 
 
+def snapshot_directory(flag: str | None, config_file: str | None) -> Path | None:
+    """``--snapshot.directory``: as given (empty: none), else next to the config file."""
+    if flag is not None:
+        return Path(flag) if flag else None
+    if config_file is None:  # --demo
+        return None
+    return Path(os.path.splitext(config_file)[0] + ".snapshot")
+
+
 def split_listen_address(address: str) -> tuple[str | None, int]:
     """``host:port`` -> (host, port); an empty host (``:9883``) means every interface."""
     host, sep, port = address.rpartition(":")
@@ -221,6 +240,7 @@ async def _serve(
             config_file=args.config_file,
             on_config=lambda new: secrets.update(known_secrets(new.dms)),
             loader=source.load,
+            snapshot_dir=snapshot_directory(args.snapshot_dir, args.config_file),
         )
         app = make_app(
             exporter,

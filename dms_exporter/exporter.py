@@ -14,11 +14,13 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from .config import Config, EndpointSettings, load_config
 from .dms import DmsClient
 from .errors import ConfigError
 from .exposition.render import GROUPS
+from .polling import snapshot
 from .polling.poller import EndpointPoller, Refreshed, wait_cancelled
 from .polling.store import Store
 
@@ -45,10 +47,12 @@ class Exporter:
         clock: Callable[[], float] = time.time,
         on_config: Callable[[Config], None] | None = None,
         loader: Callable[[], Config] | None = None,
+        snapshot_dir: Path | None = None,
     ) -> None:
         """``on_config`` is called with every config applied by a reload (the CLI teaches the
         log's secrets filter the new password with it). ``loader`` builds the config a reload
-        applies (default: ``load_config(config_file)``; the console overlays its edits)."""
+        applies (default: ``load_config(config_file)``; the console overlays its edits).
+        ``snapshot_dir``: where the last good tables are kept across restarts (None: not)."""
         self.config = config
         self._on_config = on_config
         self.config_file = config_file
@@ -58,19 +62,30 @@ class Exporter:
         self._client: DmsClient | None = None
         self._pollers: dict[str, EndpointPoller] = {}
         self._staleness_task: asyncio.Task[None] | None = None
+        self._snapshot_dir = snapshot_dir
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._snapshot_failing = False  # to log a failing write once, not at every poll
+        self._saving: asyncio.Future[None] | None = None
         self._reload_lock = asyncio.Lock()
         #: why the last reload was rejected (one line per problem, no secrets); None if applied
         self.reload_error: str | None = None
         self._stopped = False
 
     async def start(self) -> None:
-        """Render empty groups, then start a poller per enabled endpoint."""
+        """Render the tables kept on disk (or empty groups), then start a poller per enabled
+        endpoint."""
+        if self._snapshot_dir is not None:
+            await self._restore(self._snapshot_dir)
         await self.store.render(GROUPS)
         self._client = self._new_client()
         for name, settings in self.config.endpoints.items():
             if settings.enabled:
                 self._start_poller(name)
         self._staleness_task = asyncio.create_task(self._expire_stale(), name="staleness")
+        if self._snapshot_dir is not None:
+            self._snapshot_task = asyncio.create_task(
+                self._keep_snapshot(self._snapshot_dir), name="snapshot"
+            )
 
     async def stop(self) -> None:
         """Stop every poller and close the DMS session (after a reload in progress)."""
@@ -81,6 +96,12 @@ class Exporter:
                 await wait_cancelled(self._staleness_task)
             await self._stop_pollers(list(self._pollers))
             await self._close_client()
+            if self._snapshot_task is not None and self._snapshot_dir is not None:
+                self._snapshot_task.cancel()
+                await wait_cancelled(self._snapshot_task)
+                if self._saving is not None:
+                    await self._saving
+                await self._save(self._snapshot_dir)  # what the last polls changed
 
     async def refresh(self, endpoint: str) -> Refreshed:
         """Poll ``endpoint`` now, within ``refresh_min_gap`` (``EndpointPoller.refresh``); a
@@ -210,6 +231,54 @@ class Exporter:
         # removed first: a refresh from now on finds no poller instead of a stopping one
         pollers = [self._pollers.pop(name) for name in names]
         await asyncio.gather(*(p.stop() for p in pollers))
+
+    async def _restore(self, directory: Path) -> None:
+        """Show the tables kept in ``directory`` until each endpoint's first poll."""
+        loop = asyncio.get_running_loop()
+        restored: dict[str, int] = {}
+        for name, settings in self.config.endpoints.items():
+            if not settings.enabled:
+                continue
+            kept = await loop.run_in_executor(
+                None, snapshot.read, directory, name, self.config.dms.url
+            )
+            if kept is not None and self.store.restore(kept.table, kept.first_seen):
+                restored[f"{name}_age_seconds"] = round(self._clock() - kept.table.fetched_at)
+        if restored:
+            log.info(
+                "last good data restored from disk", extra={"path": str(directory), **restored}
+            )
+
+    async def _keep_snapshot(self, directory: Path) -> None:
+        """Write each table a poll changed (touch those it confirmed) as polls go."""
+        while True:
+            await self.store.unsaved.wait()
+            # shielded: a stop waits for the write in progress instead of losing the tables
+            # it took
+            self._saving = asyncio.ensure_future(self._save(directory))
+            await asyncio.shield(self._saving)
+
+    async def _save(self, directory: Path) -> None:
+        loop = asyncio.get_running_loop()
+        url = self.config.dms.url
+        for name, (table, changed) in self.store.take_unsaved().items():
+            first_seen = self.store.alarm_first_seen if name == "alarms" else None
+            try:
+                await loop.run_in_executor(
+                    None, snapshot.save, directory, table, changed, url, first_seen
+                )
+            except (OSError, snapshot.SnapshotError) as exc:
+                if not self._snapshot_failing:
+                    problem = exc.strerror if isinstance(exc, OSError) else str(exc)
+                    log.warning(
+                        "snapshot not written",
+                        extra={"endpoint": name, "path": str(directory), "problem": problem},
+                    )
+                self._snapshot_failing = True
+            else:
+                if self._snapshot_failing:
+                    log.info("snapshot written again", extra={"path": str(directory)})
+                self._snapshot_failing = False
 
     async def _expire_stale(self) -> None:
         while True:

@@ -31,6 +31,7 @@ from .errors import DmsPayloadError
 __all__ = [
     "ENUM_FIELDS",
     "KNOWN_FIELDS",
+    "ROW_TYPES",
     "Parsed",
     "Parser",
     "code_text",
@@ -174,6 +175,8 @@ _PLANS: dict[str, tuple[type, tuple[_Spec, ...]]] = {
 }
 assert tuple(_PLANS) == model.ENDPOINTS
 
+#: The row class (``model``) of each endpoint's table.
+ROW_TYPES: Mapping[str, type] = {endpoint: kind for endpoint, (kind, _) in _PLANS.items()}
 #: Canonical API field names each endpoint reads: the keys allowed in an endpoint's ``fields``.
 KNOWN_FIELDS: Mapping[str, tuple[str, ...]] = {
     endpoint: tuple(name for name, _ in specs) for endpoint, (_, specs) in _PLANS.items()

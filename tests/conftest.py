@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,9 +66,13 @@ async def start_exporter() -> AsyncIterator[ExporterFactory]:
     clients: list[TestClient] = []
 
     async def start(
-        config: Config, *, wait_ready: bool = True, config_file: str | None = None
+        config: Config,
+        *,
+        wait_ready: bool = True,
+        config_file: str | None = None,
+        snapshot_dir: Path | None = None,
     ) -> TestClient:
-        exporter = Exporter(config, config_file=config_file)
+        exporter = Exporter(config, config_file=config_file, snapshot_dir=snapshot_dir)
         client = TestClient(TestServer(make_app(exporter), host="127.0.0.1"))
         await client.start_server()
         clients.append(client)

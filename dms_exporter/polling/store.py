@@ -121,6 +121,10 @@ class Store:
         #: alarm id -> when a poll first saw it, for alarms the DMS sends without assertedTime;
         #: kept here, not in the poller, so it survives reloads and stale drops
         self.alarm_first_seen: Mapping[str, float] = {}
+        #: endpoint -> whether its table changed (else a poll only confirmed it) since the
+        #: snapshot writer last took them (``take_unsaved``), and the event that wakes it
+        self._unsaved: dict[str, bool] = {}
+        self.unsaved = asyncio.Event()
         self.config_reload_ok = True
         self.config_reload_timestamp: float | None = self.start_time
         self.transitions = TransitionLog()
@@ -179,6 +183,8 @@ class Store:
             except BaseException:
                 self.tables[endpoint] = old
                 raise
+        self._unsaved[endpoint] = self._unsaved.get(endpoint, False) or changed or old is None
+        self.unsaved.set()
         health.stale = health.restored = False
         if alarm_first_seen is not None:
             self.alarm_first_seen = alarm_first_seen
@@ -249,6 +255,35 @@ class Store:
                 )
                 health.stale = True
         await self.render(group for group in GROUPS if group in groups)
+
+    def restore(self, table: Table, alarm_first_seen: Mapping[str, float]) -> bool:
+        """Show ``table``, read back from disk at start, until the endpoint's first poll
+        replaces it; False (and nothing changes) if the endpoint already has a table, is
+        disabled, or the table is older than ``drop_after``. The caller renders."""
+        name = table.endpoint
+        health = self._health[name]
+        settings = health.settings
+        age = self._clock() - table.fetched_at
+        too_old = settings.drop_after is not None and age > settings.drop_after
+        if self.tables[name] is not None or not settings.enabled or too_old:
+            return False
+        self.tables[name] = table
+        health.restored = True
+        health.stale = age > settings.stale_after
+        if name == "alarms":
+            self.alarm_first_seen = alarm_first_seen
+        return True
+
+    def take_unsaved(self) -> dict[str, tuple[Table, bool]]:
+        """The tables polled since the last call, each with whether it changed (for the
+        snapshot on disk)."""
+        polled, self._unsaved = self._unsaved, {}
+        self.unsaved.clear()
+        return {
+            name: (table, changed)
+            for name, changed in polled.items()
+            if (table := self.tables[name]) is not None
+        }
 
     async def render(self, groups: Iterable[str]) -> None:
         """Render ``groups`` from one snapshot of the tables, in a worker thread, and swap the
