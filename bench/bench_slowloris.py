@@ -1,20 +1,28 @@
-"""Idle connections (slowloris) against an exporter with a 1,024 file limit, and a normal client.
+"""Slow clients (slowloris) against an exporter with a 1,024 file limit, and a normal client.
 
-The exporter runs as a process (``--demo``, loopback) under ``RLIMIT_NOFILE`` = ``--nofile``.
-``--connections`` attacker sockets connect, send half a request and then one header line every
-few seconds, and reconnect whenever the server closes them. Meanwhile a normal client scrapes
-``/metrics`` once a second on a new connection, with a 1 s limit. Prints the scrapes that
-succeeded, their latency, and how much the exporter's log grew during the attack.
+The exporter runs as a process (``--demo``) under ``RLIMIT_NOFILE`` = ``--nofile``.
+``--connections`` attacker sockets connect and reconnect whenever the server closes them; with
+``--attack head`` each sends half a request and then one header line every 5 s, with
+``--attack body`` a complete ``POST`` head (``Content-Length: 1000000``) and then one body byte
+every 5 s. Meanwhile a normal client scrapes ``/metrics`` once a second on a new connection, with
+a 1 s limit. Prints the scrapes that succeeded, their latency, the exporter's RSS when idle and
+at its peak during the attack, its CPU time, and how much its log grew.
+
+With ``--netns`` the attackers run in a network namespace made for the run (a veth pair,
+10.213.21.1 on this side, 10.213.21.2 inside; removed after), so they come from a non-loopback
+address: the exporter listens on 10.213.21.1 and the normal client scrapes it from this side.
 
     python bench/bench_slowloris.py [--connections 2000] [--seconds 60] [--nofile 1024]
+    python bench/bench_slowloris.py --attack body --connections 900 --no-reconnect --seconds 30
+    sudo python bench/bench_slowloris.py --attack body --netns   # needs root for ip netns
     python bench/bench_slowloris.py --source /tmp/older-checkout   # the same, for older code
-    python bench/bench_slowloris.py --no-reconnect   # attackers do not come back once closed
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -27,33 +35,51 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench_exporter import free_port, wait_ok
+from bench_exporter import free_port, memory_mb, wait_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRAPE_LIMIT = 1.0  # seconds: a scrape slower than this counts as failed
+DRIP_SECONDS = 5.0  # an attacker sends one header line or one body byte this often
+#: The namespace's veth pair: this side and the inside, a /30 of private space.
+NETNS_HOST, NETNS_PEER = "10.213.21.1", "10.213.21.2"
+#: A complete head whose body (a console edit) never comes: one byte every DRIP_SECONDS.
+BODY_HEAD = (
+    "POST {path} HTTP/1.1\r\nHost: {host}\r\n"
+    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n\r\n"
+)
 
 
 async def attacker(
-    port: int, deadline: float, stats: dict[str, int], reconnect: bool = True
+    host: str,
+    port: int,
+    deadline: float,
+    stats: dict[str, int],
+    reconnect: bool = True,
+    body_path: str | None = None,
 ) -> None:
-    """One slowloris socket: half a request, a header line every 5 s; reconnect when closed."""
+    """One slowloris socket: half a request then a header line every 5 s, or (``body_path``) a
+    whole POST head then a body byte every 5 s; reconnect when closed."""
+    if body_path is None:
+        first, drip = f"GET /metrics HTTP/1.1\r\nHost: {host}\r\n".encode(), b"X-Slow: 1\r\n"
+    else:
+        first, drip = BODY_HEAD.format(path=body_path, host=host).encode(), b"a"
     while time.monotonic() < deadline:
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            reader, writer = await asyncio.open_connection(host, port)
         except OSError:
             stats["connect_errors"] += 1
             await asyncio.sleep(0.5)
             continue
         stats["connects"] += 1
         try:
-            writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            writer.write(first)
             while time.monotonic() < deadline:
                 try:
-                    async with asyncio.timeout(5):
+                    async with asyncio.timeout(min(DRIP_SECONDS, deadline - time.monotonic())):
                         if not await reader.read(1024):
                             break  # closed by the server
                 except TimeoutError:
-                    writer.write(b"X-Slow: 1\r\n")
+                    writer.write(drip)
         except OSError:
             pass
         finally:
@@ -63,7 +89,7 @@ async def attacker(
         await asyncio.sleep(0.1)
 
 
-async def scraper(port: int, deadline: float) -> list[float | str]:
+async def scraper(host: str, port: int, deadline: float) -> list[float | str]:
     """One scrape a second on a new connection; each its latency, or why it failed."""
     results: list[float | str] = []
     while time.monotonic() < deadline:
@@ -71,10 +97,10 @@ async def scraper(port: int, deadline: float) -> list[float | str]:
         step = "connect"
         try:
             async with asyncio.timeout(SCRAPE_LIMIT):
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                reader, writer = await asyncio.open_connection(host, port)
                 step = "answer"
                 writer.write(
-                    b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                    f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
                 )
                 body = await reader.read()
                 writer.close()
@@ -89,35 +115,70 @@ async def scraper(port: int, deadline: float) -> list[float | str]:
 
 
 async def attack(
-    port: int, connections: int, seconds: float, reconnect: bool = True
-) -> tuple[list[float | str], dict[str, int]]:
-    """The attackers in this process; the normal client in its own process, so its timing does
-    not depend on this busy event loop."""
+    host: str,
+    port: int,
+    connections: int,
+    seconds: float,
+    reconnect: bool = True,
+    body_path: str | None = None,
+) -> dict[str, int]:
+    """The attackers of one run, in this process; how often they connected."""
     deadline = time.monotonic() + seconds
     stats = {"connects": 0, "connect_errors": 0}
-    tasks = [
-        asyncio.create_task(attacker(port, deadline, stats, reconnect)) for _ in range(connections)
-    ]
-    await asyncio.sleep(2)  # let the idle connections pile up first
-    client = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--scrape-only", str(port), "--seconds", str(seconds - 2),
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    output, _ = await client.communicate()
-    await asyncio.gather(*tasks)
-    return json.loads(output), stats
+    await asyncio.gather(
+        *(attacker(host, port, deadline, stats, reconnect, body_path) for _ in range(connections))
+    )
+    return stats
 
 
 def limit_files(nofile: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def namespace() -> Any:
+    """A network namespace joined to this one by a veth pair; its name. Removed after."""
+    name = f"bench-slow-{os.getpid()}"
+    host_if, peer_if = f"bsh{os.getpid() % 100000}", f"bsp{os.getpid() % 100000}"
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True)
+
+    ip("netns", "add", name)
+    try:
+        ip("link", "add", host_if, "type", "veth", "peer", "name", peer_if)
+        ip("link", "set", peer_if, "netns", name)
+        ip("addr", "add", f"{NETNS_HOST}/30", "dev", host_if)
+        ip("link", "set", host_if, "up")
+        ip("-n", name, "addr", "add", f"{NETNS_PEER}/30", "dev", peer_if)
+        ip("-n", name, "link", "set", peer_if, "up")
+        ip("-n", name, "link", "set", "lo", "up")
+        yield name
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
+
+
 def measure(
-    connections: int, seconds: float, nofile: int, source: str = str(ROOT), reconnect: bool = True
+    connections: int,
+    seconds: float,
+    nofile: int,
+    source: str = str(ROOT),
+    reconnect: bool = True,
+    body_path: str | None = None,
+    netns: str | None = None,
 ) -> dict[str, Any]:
-    """Run the attack against an exporter process from ``source``; the figures."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, connections + 512)), hard))
+    """Run the attack against an exporter process from ``source``; the figures.
+
+    The attackers and the normal client are processes of their own, so the client's timing
+    does not depend on a busy event loop; the attackers run inside ``netns`` if given."""
+    host = NETNS_HOST if netns else "127.0.0.1"
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(tmp) / "exporter.log"
@@ -125,22 +186,60 @@ def measure(
             env = {**os.environ, "PYTHONPATH": source}
             exporter = subprocess.Popen(
                 [sys.executable, "-m", "dms_exporter", "--demo", "--demo.devices", "100",
-                 "--web.listen-address", f"127.0.0.1:{port}"],
+                 "--web.listen-address", f"{host}:{port}"],
                 stdout=log, stderr=log, env=env, cwd=source,
                 preexec_fn=lambda: limit_files(nofile),
             )  # fmt: skip
             try:
-                wait_ok(f"http://127.0.0.1:{port}/-/ready", 120)
+                wait_ok(f"http://{host}:{port}/-/ready", 120)
+                time.sleep(2)  # the first polls settle
+                idle_rss = memory_mb(exporter.pid)[0]
                 before = log_path.read_bytes()
+                cpu_before = cpu_seconds(exporter.pid)
                 began = time.monotonic()
-                scrapes, stats = asyncio.run(attack(port, connections, seconds, reconnect))
+                command = [
+                    sys.executable, __file__, "--attack-only", host, str(port),
+                    "--connections", str(connections), "--seconds", str(seconds),
+                    *([] if reconnect else ["--no-reconnect"]),
+                    *(["--attack", "body", "--path", body_path] if body_path else []),
+                ]  # fmt: skip
+                if netns:
+                    command = ["ip", "netns", "exec", netns, *command]
+                attackers = subprocess.Popen(command, stdout=subprocess.PIPE)
+                time.sleep(2)  # let the slow connections pile up first
+                client = subprocess.Popen(
+                    [sys.executable, __file__, "--scrape-only", host, str(port),
+                     "--seconds", str(seconds - 2)],
+                    stdout=subprocess.PIPE,
+                )  # fmt: skip
+                peak_rss = idle_rss
+                while client.poll() is None:
+                    peak_rss = max(peak_rss, memory_mb(exporter.pid)[0])
+                    time.sleep(0.5)
+                scrapes = json.loads(client.communicate()[0])
+                stats = json.loads(attackers.communicate(timeout=seconds + 30)[0])
                 elapsed = time.monotonic() - began
+                cpu = cpu_seconds(exporter.pid) - cpu_before
                 grown = log_path.read_bytes()[len(before) :]
                 alive = exporter.poll() is None
             finally:
                 exporter.terminate()
                 exporter.wait(30)
-    return {"scrapes": scrapes, "elapsed": elapsed, "log": grown, "alive": alive, **stats}
+    return {
+        "scrapes": scrapes,
+        "elapsed": elapsed,
+        "log": grown,
+        "alive": alive,
+        "idle_rss": idle_rss,
+        "peak_rss": peak_rss,
+        "cpu": cpu,
+        **stats,
+    }
+
+
+def raise_own_file_limit(connections: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, connections + 512)), hard))
 
 
 def main() -> None:
@@ -152,21 +251,52 @@ def main() -> None:
     parser.add_argument(
         "--no-reconnect", action="store_true", help="attackers closed by the server stay away"
     )
-    parser.add_argument("--scrape-only", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.scrape_only:
-        deadline = time.monotonic() + args.seconds
-        print(json.dumps(asyncio.run(scraper(args.scrape_only, deadline))))
-        return
-    result = measure(
-        args.connections, args.seconds, args.nofile, args.source, not args.no_reconnect
+    parser.add_argument(
+        "--attack", choices=("head", "body"), default="head",
+        help="slow request heads (default) or complete heads with a slow body",
+    )  # fmt: skip
+    parser.add_argument(
+        "--path", default="/console/endpoints/devices", help="where --attack body posts"
     )
+    parser.add_argument(
+        "--netns", action="store_true", help="attack from a network namespace (needs root)"
+    )
+    parser.add_argument("--scrape-only", nargs=2, metavar=("HOST", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--attack-only", nargs=2, metavar=("HOST", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.seconds > 600 or args.connections > 10000:
+        parser.error("at most 600 s and 10,000 connections")  # every load loop is bounded
+    if args.scrape_only:
+        host, port = args.scrape_only
+        deadline = time.monotonic() + args.seconds
+        print(json.dumps(asyncio.run(scraper(host, int(port), deadline))))
+        return
+    if args.attack_only:
+        raise_own_file_limit(args.connections)
+        host, port = args.attack_only
+        body_path = None if args.attack == "head" else args.path
+        stats = asyncio.run(
+            attack(host, int(port), args.connections, args.seconds, not args.no_reconnect,
+                   body_path)
+        )  # fmt: skip
+        print(json.dumps(stats))
+        return
+    load = os.getloadavg()[0]
+    body_path = args.path if args.attack == "body" else None
+    with namespace() if args.netns else contextlib.nullcontext() as netns:
+        result = measure(
+            args.connections, args.seconds, args.nofile, args.source, not args.no_reconnect,
+            body_path, netns,
+        )  # fmt: skip
     scrapes, grown = result["scrapes"], result["log"]
     ok = [s for s in scrapes if isinstance(s, float)]
     failures = Counter(s for s in scrapes if isinstance(s, str))
-    print(f"source: {args.source}")
+    what = "slow heads" if body_path is None else f"slow bodies (POST {body_path})"
+    where = f"namespace {NETNS_PEER}" if args.netns else "loopback"
+    print(f"source: {args.source}; load average before: {load:.2f}")
     print(
-        f"{args.connections} idle connections, file limit {args.nofile}, {result['elapsed']:.0f} s"
+        f"{args.connections} {'reconnecting' if not args.no_reconnect else 'one-shot'} "
+        f"connections, {what}, from {where}, file limit {args.nofile}, {result['elapsed']:.0f} s"
     )
     print(f"attacker connects: {result['connects']}, connect errors: {result['connect_errors']}")
     print(f"scrapes ok within {SCRAPE_LIMIT:g} s: {len(ok)} of {len(scrapes)}")
@@ -175,6 +305,10 @@ def main() -> None:
     if ok:
         median, worst = statistics.median(ok) * 1000, max(ok) * 1000
         print(f"scrape latency: median {median:.0f} ms, max {worst:.0f} ms")
+    print(
+        f"exporter RSS: idle {result['idle_rss']:.0f} MB, peak {result['peak_rss']:.0f} MB; "
+        f"CPU during the attack {result['cpu']:.1f} s"
+    )
     lines = grown.count(b"\n")
     print(
         f"log growth: {lines} lines, {len(grown) / 1e6:.2f} MB; exporter alive: {result['alive']}"
