@@ -320,6 +320,63 @@ async def test_admin_actions_from_loopback_and_same_origin_only(serve: Serve) ->
     assert status == 403
 
 
+async def test_same_origin_is_origin_then_referer_then_sec_fetch_site(
+    tmp_path: Path, serve: Serve
+) -> None:
+    plain = await serve()
+    authed = await serve(write(tmp_path / "web.yml", f"basic_auth_users:\n  ops: {HASH}\n"))
+    evil = "http://evil.example"
+    for base, auth in ((plain, {}), (authed, basic("ops", PASSWORD))):
+        allowed = [
+            {},  # no browser: curl, a script
+            {"Origin": base},
+            {"Origin": base, "Referer": f"{evil}/page"},  # the Origin decides when there is one
+            {"Referer": f"{base}/console/endpoints"},
+            {"Sec-Fetch-Site": "same-origin"},
+            {"Sec-Fetch-Site": "none"},  # typed by the user
+        ]
+        refused = [
+            {"Referer": f"{evil}/page"},  # a browser or proxy that sent no Origin
+            {"Referer": "null"},
+            {"Origin": evil, "Referer": f"{base}/console/endpoints"},
+            {"Sec-Fetch-Site": "same-site"},
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Origin": base, "Sec-Fetch-Site": "cross-site"},
+            {"Referer": f"{base}/console/endpoints", "Sec-Fetch-Site": "same-site"},
+        ]
+        for headers in allowed:
+            status, _, _ = await get(f"{base}/-/reload", method="POST", headers={**auth, **headers})
+            assert status == 200, (base, headers)
+        for headers in refused:
+            status, _, body = await get(
+                f"{base}/-/reload", method="POST", headers={**auth, **headers}
+            )
+            assert (status, body) == (403, "Forbidden: cross-origin request\n"), (base, headers)
+
+
+async def test_answers_forbid_framing_unless_the_file_says_otherwise(
+    tmp_path: Path, serve: Serve
+) -> None:
+    base = await serve()
+    for path in ("/", "/metrics", "/-/healthy"):
+        _, headers, _ = await get(f"{base}{path}")
+        assert headers["X-Frame-Options"] == "DENY", path
+        policy = headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy, path
+        assert headers["X-Content-Type-Options"] == "nosniff", path
+    configured = await serve(
+        write(
+            tmp_path / "web.yml",
+            "http_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n"
+            "    Content-Security-Policy: \"frame-ancestors 'self'\"\n",
+        )
+    )
+    _, headers, _ = await get(f"{configured}/")
+    assert headers["X-Frame-Options"] == "sameorigin"
+    assert headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+    assert headers["X-Content-Type-Options"] == "nosniff"  # a default the file did not replace
+
+
 @pytest.fixture
 def outside_address() -> str:
     address = non_loopback_address()

@@ -4,9 +4,13 @@
   does), checked with bcrypt; verified answers are cached so a scrape does not pay bcrypt.
 - Every method other than GET and HEAD is an admin action (reload, refresh, console edits).
   Without basic auth it is allowed only from loopback, unless ``--web.enable-admin-api``.
-- Every admin action carries a same-origin check: a browser's ``Origin`` must be this server
-  (no cross-site form or script can reload or edit), and a cross-site fetch is refused.
-- ``http_server_config.headers`` are added to every answer; ``rate_limit`` answers 429.
+- Every admin action carries a same-origin check, so no page of another origin can reload or
+  edit through a visitor's browser: its ``Origin`` must be this server; without one, its
+  ``Referer``; without either, ``Sec-Fetch-Site`` must say same-origin or none (typed by the
+  user). A request with none of the three is not from a browser page (curl, scripts).
+- Every answer carries ``DEFAULT_HEADERS`` (no framing: clickjacking; a CSP for the console's
+  own script and style), each replaced by the same header of ``http_server_config.headers``;
+  ``rate_limit`` answers 429.
 """
 
 from __future__ import annotations
@@ -33,6 +37,17 @@ __all__ = ["SAFE_METHODS", "Guard"]
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+#: Headers of every answer unless the web config sets the same header.
+DEFAULT_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+}
+#: ``Sec-Fetch-Site`` values of a request a page of this origin, or the user, made.
+_OWN_FETCH_SITES = frozenset({"same-origin", "none"})
 CACHE_SIZE = 100  # verified (user, hash, password) answers kept, as the toolkit does
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -78,15 +93,12 @@ class Guard:
         return await handler(request)
 
     async def _add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
-        for name, value in self.web_config.config.headers.items():
+        for name, value in {**DEFAULT_HEADERS, **self.web_config.config.headers}.items():
             response.headers[name] = value
 
     def _refuse_admin(self, request: web.Request, config: WebConfig) -> str | None:
         """Why this admin action is refused, or None to allow it."""
-        origin = request.headers.get("Origin")
-        if origin is not None and (origin == "null" or not _same_host(origin, request.host)):
-            return "cross-origin request"
-        if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        if not _same_origin(request):
             return "cross-origin request"
         if config.users or self.admin_api:  # authenticated above, or opened by the operator
             return None
@@ -173,9 +185,20 @@ def _basic_credentials(header: str) -> tuple[str, bytes] | None:
     return user.decode(errors="surrogateescape"), password
 
 
-def _same_host(origin: str, host: str) -> bool:
+def _same_origin(request: web.Request) -> bool:
+    """Whether a browser made ``request`` from a page of this server (or no browser did)."""
+    headers = request.headers
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None and site not in _OWN_FETCH_SITES:
+        return False
+    source = headers.get("Origin", headers.get("Referer"))  # the Referer only without Origin
+    return source is None or _same_host(source, request.host)
+
+
+def _same_host(url: str, host: str) -> bool:
+    """Whether ``url`` (an Origin or a Referer) names ``host``; ``null`` never does."""
     try:
-        return urlsplit(origin).netloc.lower() == host.lower()
+        return urlsplit(url).netloc.lower() == host.lower()
     except ValueError:
         return False
 
