@@ -35,6 +35,7 @@ __all__ = [
     "Parsed",
     "Parser",
     "code_text",
+    "encodable",
     "enum_converter",
     "enum_key",
     "parse",
@@ -211,8 +212,9 @@ _ENUM_TYPES = frozenset({str})
 _MAX_NUMBER = 2**63
 
 
-def _utf8(v: str) -> str:
-    # JSON may carry a lone surrogate ("\ud800"), which cannot be encoded as UTF-8 later.
+def encodable(v: str) -> str:
+    """``v`` with every lone surrogate replaced by ``?``: JSON may carry one (``"\\ud800"``),
+    which UTF-8 cannot encode, so a page, a file or a scrape holding it would fail later."""
     if v.isascii():
         return v
     return v.encode("utf-8", "replace").decode("utf-8")
@@ -221,7 +223,7 @@ def _utf8(v: str) -> str:
 def _id(v: Any) -> str | None:
     """A string or an integer (never a float, a boolean, a list or an object) as text."""
     if v.__class__ is str:
-        return _utf8(v) or None
+        return encodable(v) or None
     if v.__class__ is int and -_MAX_NUMBER < v < _MAX_NUMBER:
         return str(v)
     return None
@@ -229,7 +231,7 @@ def _id(v: Any) -> str | None:
 
 def _text(v: Any) -> str:
     if v.__class__ is str:
-        return _utf8(v)
+        return encodable(v)
     if isinstance(v, int | float) and not isinstance(v, bool):
         return str(v)
     return ""
@@ -403,8 +405,8 @@ _Step = tuple[str, tuple[str, ...] | None, _ColumnConverter, frozenset[type] | N
 
 
 def _as_is(texts: Iterable[str]) -> bool:
-    """Whether ``_utf8`` returns each of ``texts`` unchanged (equal): all are strings and none
-    holds a lone surrogate (which UTF-8 cannot encode)."""
+    """Whether ``encodable`` returns each of ``texts`` unchanged (equal): all are strings and
+    none holds a lone surrogate (which UTF-8 cannot encode)."""
     try:
         "".join(texts).encode("utf-8")
     except (TypeError, UnicodeEncodeError):
@@ -419,7 +421,7 @@ def _per_value(convert: Callable[[Any], Any]) -> _ColumnConverter:
 
 
 def _strings(convert: Callable[[Any], Any]) -> _ColumnConverter:
-    """Text or ids: strings as they are (``_utf8`` would return an equal one); empty and
+    """Text or ids: strings as they are (``encodable`` would return an equal one); empty and
     missing values, and any column of other values, through ``convert``."""
     slow = _per_value(convert)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -191,6 +192,40 @@ async def test_a_cross_site_edit_is_refused_by_the_guard(simulator, tmp_path, st
     assert response.status == 403
     assert exporter_of(client).config is before
     assert not Path(default_state_path(str(config_file))).exists()
+
+
+BAD_BODIES = {
+    "invalid UTF-8": ("application/x-www-form-urlencoded", b"interval=\xff\xfe2m"),
+    "unknown charset": ("application/x-www-form-urlencoded; charset=x-nonesuch", b"interval=2m"),
+    "UTF-7 to a surrogate": ("application/x-www-form-urlencoded; charset=utf-7", b"interval=+2AA-"),
+    "multipart, invalid UTF-8": (
+        "multipart/form-data; boundary=b",
+        b'--b\r\nContent-Disposition: form-data; name="interval"\r\n\r\n\xff\r\n--b--\r\n',
+    ),
+}
+
+
+@pytest.mark.parametrize("body", BAD_BODIES)
+async def test_a_form_in_a_bad_encoding_gets_400_and_one_debug_line(
+    body, simulator, tmp_path, start_console, caplog
+):
+    config_file = write_config(tmp_path / "dms.yml", simulator)
+    client = await start_console(config_file)
+    before = exporter_of(client).config
+    content_type, data = BAD_BODIES[body]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        response = await client.post(
+            "/console/endpoints/devices",
+            data=data,
+            headers={"Content-Type": content_type},
+            allow_redirects=False,
+        )
+    assert response.status == 400
+    assert exporter_of(client).config is before
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if "console" in r.name]
+    assert lines == [(logging.DEBUG, "console form refused")]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_an_edit_applies_at_once_and_is_kept_in_the_state_file(

@@ -7,15 +7,19 @@ run in file order: each builds on the state the previous ones left.
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -382,3 +386,182 @@ def test_refresh_on_the_demo_always_polls_or_says_when_it_polled(demo, browser):
             ), note
         time.sleep(max(0.0, started + 2.0 - time.monotonic()))  # pace the presses, not a wait
     assert console_errors(browser) == []
+
+
+# -- hostile pages and a hostile DMS --------------------------------------------------------------
+# A page of another site is served on 127.0.0.2: another origin and, for the browser, another
+# site than the exporter on 127.0.0.1.
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """A quiet request handler with one way to answer."""
+
+    def reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serving(handler: type[_Handler], host: str) -> Iterator[int]:
+    """``handler`` on ``host`` in a thread; its port."""
+    server = http.server.ThreadingHTTPServer((host, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def other_site(page: str) -> Iterator[str]:
+    """``page`` (HTML) at ``/`` of another site; its URL."""
+
+    class Page(_Handler):
+        def do_GET(self) -> None:
+            self.reply(200, [("Content-Type", "text/html; charset=utf-8")], page.encode())
+
+    with serving(Page, "127.0.0.2") as port:
+        yield f"http://127.0.0.2:{port}/"
+
+
+@contextmanager
+def origin_stripping_proxy(port: int) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """A proxy in front of the exporter that drops ``Origin`` and ``Sec-Fetch-*`` (as some
+    privacy proxies and extensions do), so a browser's request keeps only its ``Referer``; its
+    URL and the headers of every POST it forwarded."""
+    posts: list[dict[str, str]] = []
+    hop_by_hop = {"connection", "keep-alive", "proxy-connection", "transfer-encoding"}
+
+    class Proxy(_Handler):
+        def forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            headers = {
+                name: value
+                for name, value in self.headers.items()
+                if name.lower() not in hop_by_hop
+                and name.lower() != "origin"
+                and not name.lower().startswith("sec-fetch-")
+            }
+            if self.command == "POST":
+                posts.append(headers)
+            upstream = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
+            upstream.request(self.command, self.path, body=body, headers=headers)
+            answer = upstream.getresponse()
+            data = answer.read()
+            upstream.close()
+            kept = [
+                (name, value)
+                for name, value in answer.getheaders()
+                if name.lower() not in hop_by_hop | {"content-length"}
+            ]
+            self.reply(answer.status, kept, data)
+
+        do_GET = do_POST = forward
+
+    with serving(Proxy, "127.0.0.1") as proxy_port:
+        yield f"http://127.0.0.1:{proxy_port}", posts
+
+
+def endpoint_enabled(stack: Stack, endpoint: str) -> float:
+    name = "dms_exporter_endpoint_enabled"
+    return lines(stack.metrics(name), name, f'"{endpoint}"')[0][1]
+
+
+def test_a_page_of_another_site_cannot_frame_the_console(stack, browser):
+    frame = (
+        f'<!doctype html><iframe id="console" src="{stack.base}/console/endpoints" width="900" '
+        'height="500" onload="document.body.dataset.loaded = \'yes\'"></iframe>'
+    )
+    with other_site(frame) as site:
+        browser.get(site)
+        wait_until(
+            lambda: by_css(browser, "body").get_attribute("data-loaded") == "yes",
+            "the frame finished loading",
+        )
+        refusals = [e["message"] for e in console_errors(browser)]
+        assert any("frame-ancestors 'none'" in message for message in refusals), refusals
+        browser.switch_to.frame(by_css(browser, "iframe#console"))
+        try:
+            # Chromium shows its own error page in the frame: nothing of the console to click
+            assert all_css(browser, "#endpoint-devices input[type=checkbox]") == []
+            assert "Endpoints" not in browser.page_source
+        finally:
+            browser.switch_to.default_content()
+    browser.get(f"{stack.base}/console/endpoints")  # the console itself still renders
+    assert all_css(browser, "#endpoint-devices input[type=checkbox]")
+
+
+def test_a_cross_site_post_with_only_a_referer_is_refused(stack, browser):
+    assert endpoint_enabled(stack, "devices") == 1
+    with origin_stripping_proxy(stack.port) as (proxy, posts):
+        form = (
+            f'<!doctype html><form method="post" action="{proxy}/console/endpoints/devices">'
+            '<input type="hidden" name="enabled" value="false">'
+            '<button id="prize">Claim your prize</button></form>'
+        )
+        with other_site(form) as site:
+            browser.get(site)
+            by_css(browser, "#prize").click()
+            wait_until(
+                lambda: "Forbidden: cross-origin request" in browser.page_source,
+                "the exporter refused the post",
+            )
+        assert posts[-1]["Referer"].startswith(site.rstrip("/")) and "Origin" not in posts[-1]
+        assert endpoint_enabled(stack, "devices") == 1
+        # the same proxy lets the console's own edits through: their Referer is the console
+        browser.get(f"{proxy}/console/endpoints")
+        by_css(browser, "#endpoint-groups input[type=checkbox]").click()
+        wait_until(lambda: endpoint_enabled(stack, "groups") == 0, "groups switched off")
+        assert posts[-1]["Referer"].startswith(proxy) and "Origin" not in posts[-1]
+        by_css(browser, "#endpoint-groups button[name=revert]").click()
+        wait_until(lambda: endpoint_enabled(stack, "groups") == 1, "groups as dms.yml says")
+
+
+@contextmanager
+def dms_with_error(message_json: str) -> Iterator[str]:
+    """A DMS that logs in and answers every other request with a 500 whose error message is
+    ``message_json`` (JSON string content, escapes as sent); its API URL."""
+
+    class Dms(_Handler):
+        def answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.endswith("/auth/login"):
+                status, body = 200, b'{"token": "Tk0123456789", "expiresIn": 3600}'
+            else:
+                status = 500
+                body = b'{"error": {"code": "E", "message": "%s"}}' % message_json.encode()
+            self.reply(status, [("Content-Type", "application/json")], body)
+
+        do_GET = do_POST = answer
+
+    with serving(Dms, "127.0.0.1") as port:
+        yield f"http://127.0.0.1:{port}/dms-api/v1"
+
+
+def test_a_dms_error_with_a_lone_surrogate_renders(tmp_path, browser):
+    with dms_with_error("broken \\ud800 record") as dms_url:
+        broken = Stack(dms_url, tmp_path / "dms.yml", free_port())
+        write_config(broken, {})
+        broken.start_exporter()
+        try:
+            console_errors(browser)  # read: what earlier tests left in the log is gone
+            browser.get(f"{broken.base}/console/endpoints")
+            row = wait_until(
+                lambda: "broken ? record" in by_css(browser, "#endpoint-groups").text,
+                "the groups row shows the DMS's error, the surrogate replaced",
+            )
+            assert row
+            assert console_errors(browser) == []
+        finally:
+            stderr = broken.stop_exporter()
+    assert "Traceback" not in stderr and "level=error" not in stderr

@@ -1,8 +1,10 @@
 """Every known secret through every output: the exporter runs as a real process against a DMS
 that echoes what it is sent (password, token, Basic and proxy credentials) in its error
-messages, at every offset around the excerpt cut. Neither the whole secret nor any 6-character
-piece of it may appear in the logs (logfmt and JSON), in any HTTP answer, in --probe's report
-or in --config.check.
+messages, at every offset around the excerpt cut, and the password in every spelling a request
+can give it (JSON-escaped, URL-encoded with %20 and +, Basic). The passwords hold ``" \\ + / :``
+and non-ASCII characters, each of which those spellings change. Neither the whole secret nor any
+6-character piece of any spelling may appear in the logs (logfmt and JSON), in any HTTP answer,
+in --probe's report or in --config.check.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import secrets
 import socket
 import sys
+import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,22 @@ TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 def fragments(secret: str) -> set[str]:
     return {secret[i : i + 6] for i in range(len(secret) - 5)}
+
+
+def password() -> str:
+    """A new password with every character JSON, URLs and forms spell differently."""
+    return 'Pw" \\+/:é€' + secrets.token_hex(9)
+
+
+def spellings(name: str, secret: str) -> dict[str, str]:
+    """``secret`` as typed and in each spelling a request can give it, by name."""
+    return {
+        name: secret,
+        f"{name} as JSON": json.dumps(secret)[1:-1],
+        f"{name} as UTF-8 JSON": json.dumps(secret, ensure_ascii=False)[1:-1],
+        f"{name} URL-encoded": urllib.parse.quote(secret, safe=""),
+        f"{name} form-encoded": urllib.parse.quote_plus(secret),
+    }
 
 
 def leaks(text: str, known: dict[str, str]) -> list[str]:
@@ -55,7 +74,8 @@ class EchoDms:
         pad = "x" * (self.calls % 130)
         auth = request.headers.get("Authorization", "")
         proxy = request.headers.get("Proxy-Authorization", "")
-        message = f"{pad} pw={self.password} auth={auth} proxy={proxy} url={request.url}"
+        spelled = " ".join(f"{k}={v}" for k, v in spellings("pw", self.password).items())
+        message = f"{pad} pw={self.password} auth={auth} proxy={proxy} url={request.url} {spelled}"
         status = 401 if self.calls % 7 == 0 else 500
         return web.json_response(
             {"error": {"code": f"E{pad}{self.password}", "message": message}}, status=status
@@ -64,7 +84,7 @@ class EchoDms:
 
 @pytest.fixture
 async def echo_dms() -> AsyncIterator[tuple[str, EchoDms]]:
-    dms = EchoDms(password="Pw" + secrets.token_hex(9), token="Tk" + secrets.token_hex(12))
+    dms = EchoDms(password=password(), token="Tk" + secrets.token_hex(12))
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", dms.handle)
     runner = web.AppRunner(app)
@@ -163,16 +183,20 @@ async def test_no_secret_in_any_output(
         env["DMS_TEST_PASSWORD"] = dms.password
         dms_config["password_env"] = "DMS_TEST_PASSWORD"
     known = {
-        "password": dms.password,
+        **spellings("password", dms.password),
         "basic": base64.b64encode(f"{USER}:{dms.password}".encode()).decode(),
     }
     if auth == "token":
         known["token"] = dms.token
     if proxied:  # the echo DMS acts as the proxy too: it sees the absolute URL and answers
-        proxy_password = "Px" + secrets.token_hex(9)
-        env["HTTP_PROXY"] = f"http://squid:{proxy_password}@{address}"
-        known["proxy password"] = proxy_password
-        known["proxy basic"] = base64.b64encode(f"squid:{proxy_password}".encode()).decode()
+        # aiohttp sends a proxy's credentials in Latin-1: a password beyond it cannot work
+        proxy_password = 'Px" \\+/:é' + secrets.token_hex(9)
+        quoted = urllib.parse.quote(proxy_password, safe="")
+        env["HTTP_PROXY"] = f"http://squid:{quoted}@{address}"
+        known |= spellings("proxy password", proxy_password)
+        for charset in ("utf-8", "latin-1"):
+            pair = f"squid:{proxy_password}".encode(charset)
+            known[f"proxy basic {charset}"] = base64.b64encode(pair).decode()
     config = {"dms": dms_config, "defaults": {"interval": "1s"}, "refresh_min_gap": 0}
     answers, log = await run_exporter(tmp_path, config, env, fmt)
     probe = await asyncio.create_subprocess_exec(
@@ -196,11 +220,14 @@ async def test_no_secret_in_any_output(
 def test_config_check_never_shows_the_password(tmp_path: Path) -> None:
     password = "Pw" + secrets.token_hex(9)
     (tmp_path / "password").write_text(password + "\n")
+    hard = globals()["password"]()  # with a "/", which ends a URL's authority for a parser
     base = {"url": "http://127.0.0.1:9/api", "username": USER}
     configs = [
         {"dms": {**base, "password": 31415926}},
         {"dms": {**base, "password_file": "password"}, "display_names": {"file": "password"}},
         {"dms": {**base, "password": password, "url": f"http://{USER}:{password}@host/api"}},
+        {"dms": {**base, "password": hard, "url": f"http://{USER}:{hard}@host/api"}},
+        {"dms": {**base, "password": hard, "url": [f"http://{USER}:{hard}@host:1/api", "x"]}},
         {"dms": {**base, "password": password, "proxy": f"http://u:{password}@proxy:3128"}},
         {"dms": {**base, "password": password, "username": ["x"]}},
     ]
@@ -209,5 +236,6 @@ def test_config_check_never_shows_the_password(tmp_path: Path) -> None:
         path.write_text(yaml.safe_dump(config))
         result = run_cli("--config.check", "--config.file", str(path))
         assert result.returncode == 1, config
-        assert leaks(result.stdout + result.stderr, {"password": password}) == [], result.stderr
+        known = {**spellings("password", password), **spellings("hard", hard)}
+        assert leaks(result.stdout + result.stderr, known) == [], result.stderr
         assert "31415926" not in result.stderr

@@ -18,7 +18,9 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _MAX_DURATION = 365 * 86400
 _DURATION_WHAT = 'a duration like "30s" or a number of seconds'
 _SECRET_KEYS = frozenset({"dms.password"})
-_USERINFO = re.compile(r"//[^/@\s]*@")  # user:password@ in a URL, masked in messages
+#: ``user:password@`` in a URL, masked in messages: up to the last ``@``, since a password may
+#: hold a ``/`` (which ends the authority for ``urlsplit``), a space or even an ``@``.
+_USERINFO = re.compile(r"//.*@")
 
 
 class _Skip(Exception):
@@ -126,18 +128,18 @@ class Reader:
     def url(self, key: str, value: Any) -> str:
         """An http(s) URL with a host and no credentials, query or fragment."""
         text = self.text(key, value).strip()
-        try:
-            parts = urlsplit(text)
-            parts.port  # noqa: B018 - raises ValueError for a bad port
-        except ValueError as exc:
-            self.fail(key, f"is not a valid URL ({exc}), got {self.show(key, text)}")
-        if parts.username or parts.password:
+        if _USERINFO.search(text):  # before parsing: a parse error would quote the password
             hint = (
                 "use dms.username and dms.password"
                 if key.startswith("dms.url")
                 else "not supported"
             )
             self.fail(key, f"must not hold credentials (user:password@): {hint}")
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
+            self.fail(key, f"is not a valid URL ({exc}), got {self.show(key, text)}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.fail(key, f"must be an http:// or https:// URL, got {self.show(key, text)}")
         if parts.query or parts.fragment:

@@ -45,6 +45,7 @@ from ..errors import (
     DmsUnavailableError,
 )
 from ..model import DmsLinks, LoginState
+from ..vocabulary import encodable
 from .auth import Answer, Login, basic_header, refusal_text
 from .budget import Budget
 from .cookies import OriginJar
@@ -584,8 +585,9 @@ def _session_ended(error: DmsApiError, login: Login) -> bool:
 
 
 def _clip(text: str) -> str:
-    """A short, single-line excerpt of text that came from the DMS."""
-    text = re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
+    """A short, single-line excerpt of text that came from the DMS, encodable as UTF-8 (it
+    reaches pages, logs and files)."""
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", encodable(text)).strip()
     return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 3] + "..."
 
 

@@ -7,8 +7,12 @@ redirects back (303), so reloading the page does not post again.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import aiohttp_jinja2
 from aiohttp import web
+from multidict import MultiDictProxy
 from yarl import URL
 
 from ...model import ENDPOINTS
@@ -19,11 +23,32 @@ from .pages import (
     devices_page,
     endpoint_rows,
     endpoints_page,
+    page_response,
     settings_page,
 )
 from .service import EditError
 
 __all__ = ["description_edit", "endpoint_edit", "endpoint_refresh", "settings_edit"]
+
+log = logging.getLogger(__name__)
+
+
+async def _form(request: web.Request) -> MultiDictProxy[Any]:
+    """The posted form; 400 and one debug line if it is not text: bytes that are not UTF-8 (or
+    not the charset it names), a charset Python does not know, UTF-7 that decodes to a lone
+    surrogate, a broken multipart body."""
+    try:
+        form = await request.post()
+        for value in form.values():
+            if isinstance(value, str):
+                value.encode("utf-8")
+    except (UnicodeError, LookupError, ValueError) as exc:
+        log.debug(
+            "console form refused",
+            extra={"path": request.path, "remote": request.remote, "error": type(exc).__name__},
+        )
+        raise web.HTTPBadRequest(text="Bad Request: the form is not text\n") from None
+    return form
 
 
 async def endpoint_edit(request: web.Request) -> web.Response:
@@ -31,7 +56,7 @@ async def endpoint_edit(request: web.Request) -> web.Response:
     ``revert``)."""
     console = request.app[CONSOLE_KEY]
     name = request.match_info["endpoint"]
-    form = await request.post()
+    form = await _form(request)
     field = "revert"
     try:
         if "revert" in form:
@@ -69,14 +94,13 @@ async def endpoint_refresh(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/console/endpoints#endpoint-{name}")
     [row] = [r for r in endpoint_rows(console, notes) if r["status"].endpoint == name]
     template = aiohttp_jinja2.get_env(request.app).get_template("endpoint_row.html")
-    html = template.render(row=row, errors={}, values={})
-    return web.Response(text=html, content_type="text/html")
+    return page_response(template.render(row=row, errors={}, values={}))
 
 
 async def description_edit(request: web.Request) -> web.Response:
     """Set or revert one device's custom description; back to the page it was edited on."""
     console = request.app[CONSOLE_KEY]
-    form = await request.post()
+    form = await _form(request)
     device_id = str(form.get("device_id", ""))
     back = str(form.get("next", ""))
     if not back.startswith("/console/"):  # only back into the console, never elsewhere
@@ -98,7 +122,7 @@ async def description_edit(request: web.Request) -> web.Response:
 async def settings_edit(request: web.Request) -> web.Response:
     """Set or revert ``allow_schedule_authorization`` or ``alarm_retrieval``."""
     console = request.app[CONSOLE_KEY]
-    form = await request.post()
+    form = await _form(request)
     name = str(form.get("setting", ""))
     try:
         if "revert" in form:

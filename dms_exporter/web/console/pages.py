@@ -22,6 +22,7 @@ from yarl import URL
 from ... import __version__
 from ...exposition.families import DisplayNames
 from ...model import ALARM_SEVERITIES, Table
+from ...vocabulary import encodable
 from .devices import SORTS, DeviceQuery
 from .service import Console
 
@@ -36,6 +37,7 @@ __all__ = [
     "devices_page",
     "endpoint_rows",
     "endpoints_page",
+    "page_response",
     "settings_page",
 ]
 
@@ -51,7 +53,6 @@ PAGES = (
     ("alarms", "Alarms"),
     ("settings", "Settings"),
 )
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,13 @@ def _render(
 ) -> web.Response:
     context = {**_common(request, page), "errors": refused.errors, "values": refused.values}
     context.update(more)
-    return aiohttp_jinja2.render_template(template, request, context, status=refused.status)
+    html = aiohttp_jinja2.render_string(template, request, context)
+    return page_response(html, status=refused.status)
+
+
+def page_response(html: str, status: int = 200) -> web.Response:
+    """An HTML answer; text UTF-8 cannot carry (a lone surrogate that came in) is replaced."""
+    return web.Response(text=encodable(html), content_type="text/html", status=status)
 
 
 def format_seconds(value: float | None) -> str:
