@@ -3,10 +3,11 @@
 The exporter runs as a process (``--demo``) under ``RLIMIT_NOFILE`` = ``--nofile``.
 ``--connections`` attacker sockets connect and reconnect whenever the server closes them; with
 ``--attack head`` each sends half a request and then one header line every 5 s, with
-``--attack body`` a complete ``POST`` head (``Content-Length: 1000000``) and then one body byte
-every 5 s. Meanwhile a normal client scrapes ``/metrics`` once a second on a new connection, with
-a 1 s limit. Prints the scrapes that succeeded, their latency, the exporter's RSS when idle and
-at its peak during the attack, its CPU time, and how much its log grew.
+``--attack body`` a complete ``POST`` head (``Content-Length: 1000000``, or
+``--content-length``) and then one body byte every 5 s. Meanwhile a normal client scrapes
+``/metrics`` once a second on a new connection, with a 1 s limit. Prints the scrapes that
+succeeded, their latency, the exporter's RSS when idle and at its peak during the attack, its
+CPU time, and how much its log grew.
 
 With ``--netns`` the attackers run in a network namespace made for the run (a veth pair,
 10.213.21.1 on this side, 10.213.21.2 inside; removed after), so they come from a non-loopback
@@ -45,7 +46,7 @@ NETNS_HOST, NETNS_PEER = "10.213.21.1", "10.213.21.2"
 #: A complete head whose body (a console edit) never comes: one byte every DRIP_SECONDS.
 BODY_HEAD = (
     "POST {path} HTTP/1.1\r\nHost: {host}\r\n"
-    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n\r\n"
+    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\n"
 )
 
 
@@ -56,13 +57,15 @@ async def attacker(
     stats: dict[str, int],
     reconnect: bool = True,
     body_path: str | None = None,
+    content_length: int = 1000000,
 ) -> None:
     """One slowloris socket: half a request then a header line every 5 s, or (``body_path``) a
     whole POST head then a body byte every 5 s; reconnect when closed."""
     if body_path is None:
         first, drip = f"GET /metrics HTTP/1.1\r\nHost: {host}\r\n".encode(), b"X-Slow: 1\r\n"
     else:
-        first, drip = BODY_HEAD.format(path=body_path, host=host).encode(), b"a"
+        head = BODY_HEAD.format(path=body_path, host=host, length=content_length)
+        first, drip = head.encode(), b"a"
     while time.monotonic() < deadline:
         try:
             reader, writer = await asyncio.open_connection(host, port)
@@ -121,12 +124,16 @@ async def attack(
     seconds: float,
     reconnect: bool = True,
     body_path: str | None = None,
+    content_length: int = 1000000,
 ) -> dict[str, int]:
     """The attackers of one run, in this process; how often they connected."""
     deadline = time.monotonic() + seconds
     stats = {"connects": 0, "connect_errors": 0}
     await asyncio.gather(
-        *(attacker(host, port, deadline, stats, reconnect, body_path) for _ in range(connections))
+        *(
+            attacker(host, port, deadline, stats, reconnect, body_path, content_length)
+            for _ in range(connections)
+        )
     )
     return stats
 
@@ -173,6 +180,7 @@ def measure(
     reconnect: bool = True,
     body_path: str | None = None,
     netns: str | None = None,
+    content_length: int = 1000000,
 ) -> dict[str, Any]:
     """Run the attack against an exporter process from ``source``; the figures.
 
@@ -202,6 +210,7 @@ def measure(
                     "--connections", str(connections), "--seconds", str(seconds),
                     *([] if reconnect else ["--no-reconnect"]),
                     *(["--attack", "body", "--path", body_path] if body_path else []),
+                    "--content-length", str(content_length),
                 ]  # fmt: skip
                 if netns:
                     command = ["ip", "netns", "exec", netns, *command]
@@ -259,6 +268,9 @@ def main() -> None:
         "--path", default="/console/endpoints/devices", help="where --attack body posts"
     )
     parser.add_argument(
+        "--content-length", type=int, default=1000000, help="what --attack body announces"
+    )
+    parser.add_argument(
         "--netns", action="store_true", help="attack from a network namespace (needs root)"
     )
     parser.add_argument("--scrape-only", nargs=2, metavar=("HOST", "PORT"), help=argparse.SUPPRESS)
@@ -277,7 +289,7 @@ def main() -> None:
         body_path = None if args.attack == "head" else args.path
         stats = asyncio.run(
             attack(host, int(port), args.connections, args.seconds, not args.no_reconnect,
-                   body_path)
+                   body_path, args.content_length)
         )  # fmt: skip
         print(json.dumps(stats))
         return
@@ -286,12 +298,16 @@ def main() -> None:
     with namespace() if args.netns else contextlib.nullcontext() as netns:
         result = measure(
             args.connections, args.seconds, args.nofile, args.source, not args.no_reconnect,
-            body_path, netns,
+            body_path, netns, args.content_length,
         )  # fmt: skip
     scrapes, grown = result["scrapes"], result["log"]
     ok = [s for s in scrapes if isinstance(s, float)]
     failures = Counter(s for s in scrapes if isinstance(s, str))
-    what = "slow heads" if body_path is None else f"slow bodies (POST {body_path})"
+    what = (
+        "slow heads"
+        if body_path is None
+        else f"slow bodies (POST {body_path}, Content-Length {args.content_length})"
+    )
     where = f"namespace {NETNS_PEER}" if args.netns else "loopback"
     print(f"source: {args.source}; load average before: {load:.2f}")
     print(

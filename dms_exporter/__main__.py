@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from aiohttp import web
-
 from . import __version__
 from .config import Config, demo_mapping
 from .config.secrets import known_secrets
@@ -25,9 +23,8 @@ from .logs import LEVELS, setup_logging
 from .web.app import make_app
 from .web.console import ConfigSource, Console, StateFile, default_state_path
 from .web.server import (
-    IDLE_TIMEOUT_SECONDS,
     GuardedSite,
-    quiet_server_logger,
+    make_runner,
     raise_file_limit,
     rate_limit_accept_errors,
 )
@@ -248,12 +245,7 @@ async def _serve(
             web_config=web_config,
             admin_api=args.enable_admin_api,
         )
-        runner = web.AppRunner(
-            app,
-            access_log=None,
-            keepalive_timeout=IDLE_TIMEOUT_SECONDS,
-            logger=quiet_server_logger(),
-        )
+        runner = make_runner(app)
         await runner.setup()
         try:
             site = GuardedSite(

@@ -17,7 +17,8 @@ from aiohttp import web
 
 from dms_exporter.web.server import (
     GuardedSite,
-    quiet_server_logger,
+    admit_body,
+    make_runner,
     rate_limit_accept_errors,
     track_requests,
 )
@@ -29,14 +30,35 @@ async def hello(request: web.Request) -> web.Response:
     return web.Response(text="hello\n")
 
 
+async def echo(request: web.Request) -> web.Response:
+    """Reads the body, as a console form does."""
+    return web.Response(text=f"{len(await request.read())} bytes\n")
+
+
+async def slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(3)
+    return web.Response(text="slow\n")
+
+
+@web.middleware
+async def allow_only_ok(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A guard: refuses a POST without ``X-Ok`` before its body is read."""
+    if request.method == "POST" and "X-Ok" not in request.headers:
+        return web.Response(status=403, text="no\n")
+    admit_body(request)
+    return await handler(request)
+
+
 @pytest.fixture
 async def start() -> AsyncIterator[Start]:
     runners: list[web.AppRunner] = []
 
     async def start_site(**limits: Any) -> tuple[str, int, GuardedSite]:
-        app = web.Application(middlewares=[track_requests])
+        app = web.Application(middlewares=[track_requests, allow_only_ok])
         app.router.add_get("/", hello)
-        runner = web.AppRunner(app, logger=quiet_server_logger(), keepalive_timeout=75)
+        app.router.add_post("/echo", echo)
+        app.router.add_get("/slow", slow)
+        runner = make_runner(app)
         await runner.setup()
         runners.append(runner)
         with socket.socket() as sock:
@@ -71,7 +93,7 @@ async def get(host: str, port: int) -> int:
 
 
 async def test_slow_headers_are_cut_off(start: Start) -> None:
-    host, port, _ = await start(header_timeout=1.0)
+    host, port, _ = await start(request_timeout=1.0)
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
     began = time.monotonic()
@@ -82,7 +104,7 @@ async def test_slow_headers_are_cut_off(start: Start) -> None:
 
 
 async def test_idle_keep_alive_is_closed_and_a_working_one_is_not(start: Start) -> None:
-    host, port, _ = await start(header_timeout=5.0, idle_timeout=1.5)
+    host, port, _ = await start(request_timeout=5.0, idle_timeout=1.5)
     reader, writer = await asyncio.open_connection(host, port)
     for _ in range(3):  # busy with requests for longer than the idle limit: kept open
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -105,10 +127,75 @@ async def test_a_full_server_makes_room_for_a_new_client(start: Start) -> None:
         writer.close()
 
 
+SLOW_BODY = b"POST /echo HTTP/1.1\r\nHost: x\r\nX-Ok: 1\r\nContent-Length: 1000\r\n\r\na"
+
+
+async def test_a_slow_body_is_cut_off_at_the_request_deadline(start: Start) -> None:
+    host, port, _ = await start(request_timeout=1.0)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(SLOW_BODY)  # 1 of 1,000 bytes, then one more now and then
+    began = time.monotonic()
+    for _ in range(3):
+        await asyncio.sleep(0.4)
+        writer.write(b"a")
+    assert await closed_within(reader, 5)
+    assert 0.9 <= time.monotonic() - began < 4
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(SLOW_BODY.replace(b"1000", b"3") + b"bc")  # a whole body in time: answered
+    assert b"3 bytes" in await reader.readuntil(b"bytes\n")
+
+
+async def test_slow_bodies_cannot_hold_every_place(start: Start) -> None:
+    host, port, site = await start(max_connections=6)
+    slow_bodies = []
+    for _ in range(12):
+        _, writer = await asyncio.open_connection(host, port)
+        writer.write(SLOW_BODY)
+        slow_bodies.append(writer)
+    await asyncio.sleep(0.3)
+    assert len(site.connections) <= 6
+    for _ in range(5):
+        assert await get(host, port) == 200
+    for writer in slow_bodies:
+        writer.close()
+
+
+async def test_a_refused_body_is_not_read_or_waited_for(start: Start) -> None:
+    host, port, _ = await start(request_timeout=30.0)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(SLOW_BODY.replace(b"X-Ok: 1\r\n", b""))  # refused; its body never comes
+    began = time.monotonic()
+    assert (await reader.readuntil(b"no\n")).startswith(b"HTTP/1.1 403")
+    assert await closed_within(reader, 5)  # closed after the answer: no lingering
+    assert time.monotonic() - began < 2
+
+
+async def test_one_address_holds_at_most_its_share(start: Start) -> None:
+    host, port, site = await start(max_connections=8)
+    assert site.client_share == 4
+
+    async def slow_request(source: str) -> bytes:
+        reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            return await reader.read(1024)
+        except ConnectionError:
+            return b""
+        finally:
+            writer.close()
+
+    busy = [asyncio.create_task(slow_request("127.0.0.1")) for _ in range(8)]
+    await asyncio.sleep(0.5)  # all eight asked; the first four are being answered
+    other = await asyncio.wait_for(slow_request("127.0.0.2"), 5)
+    assert b"slow" in other  # another address still gets in
+    answers = await asyncio.gather(*busy)
+    assert sum(b"slow" in answer for answer in answers) == 4
+
+
 async def test_malformed_requests_are_quiet_debug_lines(
     start: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    host, port, _ = await start(header_timeout=1.0)  # the TLS bytes never end a head
+    host, port, _ = await start(request_timeout=1.0)  # the TLS bytes never end a head
     caplog.set_level(logging.DEBUG)
     for request in (
         b"GARBAGE\r\n\r\n",

@@ -29,7 +29,7 @@ from dms_exporter.errors import ConfigError
 from dms_exporter.exporter import Exporter
 from dms_exporter.web import guard
 from dms_exporter.web.app import make_app
-from dms_exporter.web.server import GuardedSite
+from dms_exporter.web.server import GuardedSite, make_runner
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 
@@ -79,11 +79,10 @@ async def serve(simulator: Any, tmp_path: Path) -> AsyncIterator[Serve]:
     )
 
     async def start(web_config: Path | None = None, host: str = "127.0.0.1", **kwargs: Any) -> str:
-        from aiohttp import web
 
         web_file = WebConfigFile(None if web_config is None else str(web_config))
         exporter = Exporter(load_config(str(config_file)), config_file=str(config_file))
-        runner = web.AppRunner(make_app(exporter, web_config=web_file, **kwargs))
+        runner = make_runner(make_app(exporter, web_config=web_file, **kwargs))
         await runner.setup()
         runners.append(runner)
         with socket.socket() as sock:
@@ -375,6 +374,21 @@ async def test_answers_forbid_framing_unless_the_file_says_otherwise(
     assert headers["X-Frame-Options"] == "sameorigin"
     assert headers["Content-Security-Policy"] == "frame-ancestors 'self'"
     assert headers["X-Content-Type-Options"] == "nosniff"  # a default the file did not replace
+
+
+async def test_a_long_body_is_refused_before_it_is_read(serve: Serve) -> None:
+    base = await serve()
+    port = int(base.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"POST /-/reload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Length: 1000000\r\n\r\n".encode()
+    )  # and not a byte of the body
+    answer = await asyncio.wait_for(reader.read(), 5)  # answered and closed at once
+    assert answer.startswith(b"HTTP/1.1 413")
+    writer.close()
+    status, _, _ = await get(f"{base}/-/reload", method="POST", data=b"x" * 1000)
+    assert status == 200  # a short body is fine
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from ..model import ENDPOINTS
 from ..polling.store import Exposition
 from .console import Console, add_console
 from .guard import Guard
-from .server import track_requests
+from .server import MAX_BODY_BYTES, track_requests
 
 __all__ = ["EXPORTER_KEY", "make_app"]
 
@@ -50,7 +50,7 @@ def make_app(
     Every route is behind the guard (``guard.py``): basic auth from ``web_config``, and every
     method but GET/HEAD is an admin action (loopback only unless ``admin_api``).
     """
-    app = web.Application(middlewares=[track_requests])
+    app = web.Application(middlewares=[track_requests], client_max_size=MAX_BODY_BYTES)
     Guard(web_config or WebConfigFile(None), admin_api=admin_api).install(app)
     app[EXPORTER_KEY] = exporter
     if console is not None:

@@ -11,6 +11,8 @@
 - Every answer carries ``DEFAULT_HEADERS`` (no framing: clickjacking; a CSP for the console's
   own script and style), each replaced by the same header of ``http_server_config.headers``;
   ``rate_limit`` answers 429.
+- A body longer than ``MAX_BODY_BYTES`` gets 413, and a request's body is read only once all
+  of the above let it in.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import bcrypt
 from aiohttp import web
 
 from ..config.web import RateLimit, WebConfig, WebConfigFile
+from .server import MAX_BODY_BYTES, admit_body
 
 __all__ = ["SAFE_METHODS", "Guard"]
 
@@ -90,6 +93,9 @@ class Guard:
                     },
                 )
                 return web.Response(status=403, text=f"Forbidden: {refused}\n")
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return web.Response(status=413, text="Request body too large\n")
+        admit_body(request)  # allowed: now its body may be read
         return await handler(request)
 
     async def _add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
