@@ -211,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     secrets = setup_logging(args.log_level, args.log_format)
     if source is not None:
         secrets.secrets.update(known_secrets(config.dms))
+        removed = source.remove_leftovers()
+        if removed:
+            log.info(
+                "removed temporary files of interrupted console saves",
+                extra={"files": ", ".join(removed)},
+            )
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(args, source, web_config, host, port, secrets.secrets))

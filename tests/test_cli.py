@@ -267,3 +267,39 @@ def test_start_up_failure_is_one_line_and_exit_1(busy_port, case, args, expected
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert expected in lines[0]
+
+
+def test_temporary_files_of_saves_killed_before_their_rename_are_removed_at_start(
+    tmp_path: Path, simulator_process: str
+):
+    """A kill -9 between writing a console save and renaming it leaves ``.<file>.XXXXXXXX``
+    next to the state file (or the descriptions file): the next start removes it, and only it."""
+    config = tmp_path / "dms.yml"
+    config.write_text(
+        f"dms: {{url: '{simulator_process}', username: monitor, password: monitor-secret,"
+        " proxy: direct}\ndisplay_names: {file: names.yml}\n"
+    )
+    (tmp_path / "names.yml").write_text("dev-000001: From the file\n")
+    (tmp_path / "dms.console.json").write_text('{"endpoints": {"groups": {"enabled": false}}}\n')
+    leftovers = [tmp_path / ".dms.console.json.k9x_2abc", tmp_path / ".names.yml.0q1w2e3r"]
+    for leftover in leftovers:
+        leftover.write_text('{"endpoints": {"gro')  # cut short by the kill
+    kept = [tmp_path / ".dms.console.json.bak", tmp_path / ".names.yml.too-long-suffix"]
+    for other in kept:
+        other.write_text("an operator's own file\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "dms_exporter", "--config.file", str(config),
+         "--web.listen-address", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        body = wait_for(f"http://127.0.0.1:{port}/metrics")
+        assert value(body, "dms_exporter_endpoint_enabled", endpoint="groups") == 0  # the edit
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=15)
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert all(other.exists() for other in kept)
+    lines = [line for line in stderr.splitlines() if "interrupted console saves" in line]
+    assert len(lines) == 1 and all(str(leftover) in lines[0] for leftover in leftovers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -231,6 +232,15 @@ def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
         'm.yml: endpoints.devices.interval: must be a duration like "30s" or a number of seconds,'
         ' got "fast"',
     ]
+
+
+@pytest.mark.parametrize("interval", [0, "1d", "fast", -5])
+def test_a_bad_default_is_one_line_though_every_endpoint_takes_it(interval: Any) -> None:
+    data = minimal(defaults={"interval": interval, "timeout": "0s"})
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(data, "m.yml")
+    keys = [line.split(": ")[1] for line in str(caught.value).splitlines()]
+    assert keys == ["defaults.interval", "defaults.timeout"]
 
 
 def test_a_failing_section_does_not_hide_the_next(tmp_path: Path) -> None:

@@ -42,10 +42,11 @@ class Reader:
     # --- shared checks ------------------------------------------------------------------
 
     def note(self, key: str, problem: str) -> None:
-        """Record a problem and carry on reading."""
-        self.problems.append(
-            f"{self.source}: {key}: {problem}" if key else f"{self.source}: {problem}"
-        )
+        """Record a problem and carry on reading; once, even when it is met again (a bad
+        ``defaults`` key is read for every endpoint)."""
+        line = f"{self.source}: {key}: {problem}" if key else f"{self.source}: {problem}"
+        if line not in self.problems:
+            self.problems.append(line)
 
     def fail(self, key: str, problem: str) -> NoReturn:
         """Record a problem and abandon the current key."""

@@ -16,7 +16,7 @@ import yaml  # type: ignore[import-untyped]
 
 from ...config import Config, config_from_mapping
 from ...config.load import read_yaml
-from .state import Edits, StateFile, atomic_write, overlay
+from .state import Edits, StateFile, atomic_write, overlay, remove_leftovers
 
 __all__ = ["ConfigSource"]
 
@@ -81,6 +81,12 @@ class ConfigSource:
             return None
         base_dir = os.path.dirname(self.path) if self.path else "."
         return os.path.join(base_dir or ".", os.path.expanduser(name))
+
+    def remove_leftovers(self) -> list[str]:
+        """Remove the temporary files of saves a kill interrupted (the state file's and the
+        descriptions file's); their names. Only at start: no save runs yet."""
+        paths = (self.state.path, self.descriptions_file)
+        return [name for path in paths if path for name in remove_leftovers(path)]
 
     def write_description(self, device_id: str, text: str | None) -> None:
         """Set (or with None remove) one entry of ``display_names.file``, atomically."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,7 @@ __all__ = [
     "atomic_write",
     "check_description",
     "overlay",
+    "remove_leftovers",
 ]
 
 #: Longest custom description the console accepts (characters); a label value, so kept short.
@@ -211,9 +213,10 @@ class StateFile:
 
 def atomic_write(path: str, text: str) -> None:
     """Replace ``path`` with ``text``: a reader sees the old file or the new one, never half,
-    and after a crash the file is one or the other (temporary file, fsync, rename, dir fsync)."""
+    and after a crash the file is one or the other (temporary file, fsync, rename, dir fsync;
+    a temporary file a kill left behind is removed by ``remove_leftovers`` at the next start)."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -231,3 +234,29 @@ def atomic_write(path: str, text: str) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_leftovers(path: str) -> list[str]:
+    """Remove the temporary files of ``path`` that ``atomic_write`` left when the process was
+    killed between writing and renaming; their names."""
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = _temporary_prefix(path)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        if name.startswith(prefix) and _MKSTEMP_SUFFIX.fullmatch(name[len(prefix) :]):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, name))
+                removed.append(os.path.join(directory, name))
+    return removed
+
+
+def _temporary_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}."
+
+
+#: What ``tempfile.mkstemp`` puts after the prefix.
+_MKSTEMP_SUFFIX = re.compile(r"[a-z0-9_]{8}")
