@@ -263,9 +263,11 @@ class LoginState:
 
 @dataclass(slots=True)
 class DmsLinks:
-    """Which DMS URL is in use and which answer: written by the DMS client for the metrics.
-    ``urls`` lists the main first, then its standbys in failover order."""
+    """Which DMS URL is in use, which answer and which say they are a standby: written by the
+    DMS client for the metrics. ``urls`` lists the main first, then its standbys in failover
+    order."""
 
     urls: tuple[str, ...] = ()
     active: str = ""
     reachable: dict[str, bool] = field(default_factory=dict)  # url -> its last request answered
+    standby: dict[str, bool] = field(default_factory=dict)  # url -> its last role said standby

@@ -96,7 +96,13 @@ def health() -> list[Family]:
         dms_up=True,
         logins={"success": 1, "refused": 0},
         login_next_attempt=NOW + 30,
-        links=model.DmsLinks(("http://a/v1", "http://b/v1"), "http://b/v1", {"http://a/v1": False}),
+        # failed over: the main does not answer, the standby says it is one
+        links=model.DmsLinks(
+            urls=("http://a/v1", "http://b/v1"),
+            active="http://b/v1",
+            reachable={"http://a/v1": False},
+            standby={"http://b/v1": True},
+        ),
         render_durations={"devices": 0.01},
         config_reload_ok=True,
         config_reload_ts=NOW - 100,

@@ -41,6 +41,7 @@ class DmsSettings:
     login_backoff_max: float = 900.0  # the backoff after refusals in a row doubles up to this
     standby_urls: tuple[str, ...] = ()  # further members of a redundant DMS, in failover order
     failback_interval: float = 60.0  # seconds between checks whether the main is back
+    failover_hold: float = 300.0  # seconds a member that said standby is not moved to again
 
 
 #: Default ``drop_after``: an endpoint's last good data stays exported (marked old) for a day

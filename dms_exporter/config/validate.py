@@ -71,6 +71,7 @@ _DMS_KEYS = (
     "envelope",
     "paging",
     "failback_interval",
+    "failover_hold",
 )
 _AUTHS = ("token", "basic", "api_key")
 _SHAPE_KEYS = ("envelope", "paging")  # in dms: for every list endpoint, overridable per endpoint
@@ -206,6 +207,11 @@ class ConfigReader(Reader):
             standby_urls=tuple(urls[1:]),
             failback_interval=keep(
                 self.duration, "dms.failback_interval", value_or(m, "failback_interval", 60.0)
+            ),
+            failover_hold=keep(
+                lambda: self.duration(
+                    "dms.failover_hold", value_or(m, "failover_hold", 300.0), zero=True
+                )
             ),
             username=keep(self.text, "dms.username", username) if username is not None else "",
             password=keep(self.password, m),

@@ -98,7 +98,8 @@ class DmsClient:
         self._session: aiohttp.ClientSession | None = None
         self._jar: OriginJar | None = None  # the session's cookies
         self._budget = Budget(settings.max_concurrency)
-        self._links = Links((settings.url, *settings.standby_urls), links or DmsLinks())
+        urls = (settings.url, *settings.standby_urls)
+        self._links = Links(urls, links or DmsLinks(), settings.failover_hold)
         self._login = Login(self, login_state or LoginState(), clock=clock, url=settings.url)
         self._failback: asyncio.Task[None] | None = None
         self._system: EndpointSettings | None = None  # the system endpoint, for failback checks
@@ -119,6 +120,7 @@ class DmsClient:
         """Adopt settings that keep the session and the token (timeouts, paging, the budget);
         see ``same_connection``."""
         self._budget.resize(settings.max_concurrency)
+        self._links.hold = settings.failover_hold
         self.settings = settings
 
     async def __aenter__(self) -> Self:
@@ -157,14 +159,10 @@ class DmsClient:
                 body = await self._fetch(endpoint, on_page, stats, truncate)
                 if endpoint.name == "system":
                     self._system = endpoint
-                    role_field = endpoint.fields.get("role", "role")
-                    # a standby that is the only member answering is better than none
-                    to = self._links.next_index(answering=True)
-                    if (
-                        to is not None
-                        and active == self._links.active
-                        and is_standby(body, role_field)
-                    ):
+                    standby = is_standby(body, endpoint.fields.get("role", "role"))
+                    now = asyncio.get_running_loop().time()
+                    to = self._links.note_role(active, standby, now)
+                    if to is not None:
                         self._move(to, "it is a standby")
                 return body
         except DmsApiError:
@@ -450,7 +448,10 @@ class DmsClient:
         elif error is not None:
             answered = False  # connection failed or timed out
         else:
-            answered = task.result()[0].status < 500
+            response = task.result()[0]
+            # a 503 with Retry-After is a busy member asking for less load, not a dead one
+            wait = response.headers.get("Retry-After") if response.status == 503 else None
+            answered = response.status < 500 or _retry_after(wait) is not None
         if self._links.note(base, answered, login=login):
             to = self._links.next_index()
             if to is not None:
@@ -496,7 +497,9 @@ class DmsClient:
             except (DmsApiError, TimeoutError) as exc:
                 log.debug("the main DMS is not back", extra={"url": main, "error": str(exc)})
                 continue
-            if not is_standby(body, endpoint.fields.get("role", "role")):
+            standby = is_standby(body, endpoint.fields.get("role", "role"))
+            self._links.note_role(main, standby, asyncio.get_running_loop().time())
+            if not standby:
                 self._move(0, "the main is back", login)
 
     def _status_error(

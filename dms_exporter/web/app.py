@@ -205,6 +205,7 @@ async def endpoints(request: web.Request) -> web.Response:
                 "urls": list(links.urls),
                 "active_url": links.active,
                 "reachable": dict(links.reachable),
+                "standby": dict(links.standby),
             },
         }
     )

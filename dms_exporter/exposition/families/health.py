@@ -180,13 +180,17 @@ def health_families(
         ),
         gauge(
             "dms_exporter_dms_url_reachable",
-            "1 if the last request to the DMS URL (dms.url) got an answer other than a 5xx.",
+            "1 if the last request to the DMS URL (dms.url) got an answer other than a 5xx"
+            " (a 503 with Retry-After counts as an answer: the DMS is busy, not down).",
             ("url", "main"),
-            [
-                ((url, _main(i)), int(links.reachable[url]))
-                for i, url in enumerate(urls)
-                if url in links.reachable
-            ],
+            _per_url(urls, links.reachable),
+        ),
+        gauge(
+            "dms_exporter_dms_url_standby",
+            "1 if the last GET /system/info of the DMS URL (dms.url) reported a standby role"
+            " (not the active member); absent until it was asked.",
+            ("url", "main"),
+            _per_url(urls, links.standby),
         ),
         gauge(
             "dms_exporter_login_next_attempt_timestamp_seconds",
@@ -226,3 +230,8 @@ def health_families(
 
 def _main(index: int) -> str:
     return "true" if index == 0 else "false"
+
+
+def _per_url(urls: Sequence[str], values: Mapping[str, bool]) -> list[tuple[tuple[str, str], int]]:
+    """A per-URL gauge's samples: 1 or 0 for each URL with a value, labelled url and main."""
+    return [((url, _main(i)), int(values[url])) for i, url in enumerate(urls) if url in values]
