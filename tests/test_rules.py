@@ -209,3 +209,22 @@ def test_catalogue_parser_sees_the_whole_catalogue():
         "dms_devices has no label colour"
     ]
     assert promstack.unknown_names("dms_nonsense", catalogue) == ["unknown metric dms_nonsense"]
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration (``90s``, ``5m``, ``1h30m``) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def test_dms_none_reachable_cannot_page_before_dms_down():
+    """One outage pages once: Alertmanager inhibits DmsNoneReachable while DmsDown fires, so
+    DmsNoneReachable must not fire first. Its condition can start up to two `system` polls (60 s
+    by default, a poll and its timeout) before DmsDown's (`dms_up` changes at a system poll;
+    reachability at any request), so its `for:` is at least that much longer."""
+    by_name = {rule["alert"]: rule for rule in ALERTS}
+    none_reachable = seconds(by_name["DmsNoneReachable"]["for"])
+    down = seconds(by_name["DmsDown"]["for"])
+    assert none_reachable >= down + 2 * 60
