@@ -171,3 +171,22 @@ async def test_refusals_show_in_metrics_and_a_credentials_change_ends_the_backof
     assert value(body, "dms_exporter_logins_total", result="success") == 1
     assert value(body, "dms_exporter_logins_total", result="refused") == 1  # kept
     assert value(body, "dms_exporter_login_next_attempt_timestamp_seconds") == 0
+
+
+async def test_a_login_answer_without_its_expiry_is_logged_once(simulator, caplog):
+    # the token is kept until a call is refused: one warning line naming the key, not one per
+    # login
+    simulator.add_fault(endpoint="login", kind="missing_fields", fields=["expiresIn"])
+    config = exporter_config(simulator)
+    simulator.reset_request_counts()
+    async with DmsClient(config.dms) as client:
+        assert await client.fetch(config.endpoints["devices"])
+        simulator.expire_tokens()  # a 401 to a token that worked: a second login
+        assert await client.fetch(config.endpoints["devices"])
+        assert client.login_warning.startswith(
+            "the login answer has no expiry at 'expiresIn' (dms.login.expiry_path"
+        )
+    assert simulator.request_counts["login"] == 2
+    lines = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in lines] == ["DMS login answer without its expiry"]
+    assert "login.expiry: none" in lines[0].detail

@@ -170,3 +170,17 @@ async def test_the_docs_bare_array_examples_pass_probe(
     assert report["devices"]["rows"] == report["devices"]["rows_with_id"] == truth["devices"]
     assert report["authorizations"]["rows"] == truth["authorizations"]
     assert report["devices"]["pages"] == (1 if served == "bare" else 3)  # 10 a page
+
+
+async def test_probe_warns_of_a_login_answer_without_its_expiry(tmp_path: Path) -> None:
+    async with start_simulator(devices=5, seed=3, frozen=True) as sim:
+        sim.add_fault("login", "missing_fields", fields=["expiresIn"])
+        rc, out = await run_probe(sim, tmp_path)
+        assert rc == 0, out  # a warning, not a failure: every endpoint answered
+        assert out.splitlines()[1] == (
+            "warning: the login answer has no expiry at 'expiresIn' (dms.login.expiry_path, "
+            "expiry: seconds): the token is kept until a call is refused; set "
+            "login.expiry_path to where the answer keeps it, or login.expiry: none"
+        )
+        rc, out = await run_probe(sim, tmp_path, dms={"login": {"expiry": "none"}})
+    assert rc == 0 and "warning" not in out

@@ -135,6 +135,8 @@ class Login:
         self._renew_at = math.inf  # loop time after which to log in again
         self._last_error: DmsApiError | None = None
         self._accepted = False  # a call has succeeded with the token held
+        #: what the last login answer lacked that the config expects ("" if nothing)
+        self.warning = ""
         self._counted: str | None = None  # the token whose 401 was counted as a refusal
         #: the names of the cookies the last login answer set (a session riding on cookies)
         self.cookies: tuple[str, ...] = ()
@@ -294,13 +296,31 @@ class Login:
         if token is None:
             detail = _no_token(shape, answer)
             raise client.error(DmsPayloadError, endpoint, method, path, detail)
-        expiry = walk(body, shape.expiry_path) if shape.expiry_path else None
+        sent = walk(body, shape.expiry_path) if shape.expiry_path else None
+        expiry = sent
         if shape.expiry == "timestamp":
-            ends = parse_time(expiry)
+            ends = parse_time(sent)
             expiry = None if ends is None else ends - time.time()
-        elif isinstance(expiry, str):  # "3600" from a DMS that quotes its numbers
-            expiry = _number(expiry)
+        elif isinstance(sent, str):  # "3600" from a DMS that quotes its numbers
+            expiry = _number(sent)
+        self._note_expiry(shape, sent, expiry)
         return token, expiry
+
+    def _note_expiry(self, shape: LoginShape, sent: Any, expiry: Any) -> None:
+        """Set ``warning`` when the answer lacks the expiry the config reads (logged once while
+        it lasts): the token is then kept until a call is refused."""
+        warning = ""
+        if shape.expiry_path and not _is_seconds(expiry):
+            what = "no" if sent is None else f"an unreadable ({type(sent).__name__})"
+            warning = (
+                f"the login answer has {what} expiry at {shape.expiry_path!r} "
+                f"(dms.login.expiry_path, expiry: {shape.expiry}): the token is kept until a call "
+                "is refused; set login.expiry_path to where the answer keeps it, or "
+                "login.expiry: none"
+            )
+        if warning and warning != self.warning:
+            log.warning("DMS login answer without its expiry", extra={"detail": warning})
+        self.warning = warning
 
 
 def _token_paths(body: Any, prefix: str = "", depth: int = 2) -> list[str]:

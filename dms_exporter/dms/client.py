@@ -107,6 +107,11 @@ class DmsClient:
         self.paused_until = 0.0
 
     @property
+    def login_warning(self) -> str:
+        """What the last login answer lacked that the config expects ("" if nothing)."""
+        return self._login.warning
+
+    @property
     def logins(self) -> dict[str, int]:
         """Login attempts by result (``model.LOGIN_RESULTS``)."""
         return self._login.state.counts

@@ -81,6 +81,7 @@ class ProbeReport:
 
     endpoints: tuple[EndpointProbe, ...]
     logins: Mapping[str, int]
+    warnings: tuple[str, ...] = ()  # what the login answer lacked that the config expects
 
     @property
     def ok(self) -> bool:
@@ -98,7 +99,8 @@ async def probe(config: Config, *, pages: int | None = None) -> ProbeReport:
             if endpoint.enabled:
                 results.append(await _probe_one(client, endpoint, truncate=pages is not None))
         logins = {k: v for k, v in client.logins.items() if isinstance(v, int)}
-    return ProbeReport(tuple(results), logins)
+        warnings = (client.login_warning,) if client.login_warning else ()
+    return ProbeReport(tuple(results), logins, warnings)
 
 
 async def _probe_one(
@@ -278,7 +280,9 @@ def _verdict(result: EndpointProbe, total_path: str | None) -> tuple[bool, str]:
 def render_text(config: Config, report: ProbeReport) -> str:
     """A report for a person."""
     logins = ", ".join(f"{k} {v}" for k, v in report.logins.items() if v) or "none needed"
-    lines = [f"DMS {config.dms.url} (auth {config.dms.auth}; logins: {logins})", ""]
+    lines = [f"DMS {config.dms.url} (auth {config.dms.auth}; logins: {logins})"]
+    lines += [f"warning: {warning}" for warning in report.warnings]
+    lines.append("")
     for r in report.endpoints:
         lines.append(
             f"{r.endpoint}: GET {r.url} -> {r.status}, {r.seconds:.2f}s, {r.pages} page(s), "
@@ -315,6 +319,7 @@ def render_json(config: Config, report: ProbeReport) -> str:
             "dms": config.dms.url,
             "ok": report.ok,
             "logins": dict(report.logins),
+            "warnings": list(report.warnings),
             "endpoints": [dataclasses.asdict(r) for r in report.endpoints],
         },
         indent=2,
