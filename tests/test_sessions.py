@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from conftest import exporter_config, samples, scrape, value
 from test_console import PAGES, start_console, write_config  # noqa: F401 (a fixture)
 from test_shapes import LOGIN_STYLES, dms_keys, exported_against_truth
@@ -132,6 +134,45 @@ async def test_no_cookie_or_token_in_any_log_line_answer_or_page(
     for text in texts:
         for secret in issued:
             assert secret not in text
+
+
+async def test_a_redirect_is_followed_only_on_the_dms_so_no_token_or_cookie_leaves_it(
+    start_exporter,
+) -> None:
+    """A DMS (or a proxy before it) that redirects a call: on its own origin the call follows,
+    token and cookie with it; to another server it is not followed (a client library carries a
+    token sent in X-Auth-Token or X-CSRF-Token anywhere), and the poll says where it was sent."""
+    seen: list[dict[str, str]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.json_response([])
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", record)
+    elsewhere = TestServer(app, host="127.0.0.1")
+    await elsewhere.start_server()
+    try:
+        for style in ("header", "csrf"):  # a token in its own header; a cookie and a token
+            async with start_simulator(
+                devices=5, seed=5, frozen=True, login_shape=SESSIONS[style][0]
+            ) as sim:
+                home = f"{sim.base_url}/devices?offset=0&limit=7"
+                sim.add_fault("devices", "status", status=307, location=home, count=1)
+                client = await start_exporter(devices_only(sim, style))
+                status = await devices_status(client)
+                assert (status["up"], status["rows"]) == (True, 5), status
+                away = str(elsewhere.make_url("/dms-api/v1/devices"))
+                sim.add_fault("devices", "status", status=302, location=away, count=1)
+                await client.post("/-/refresh/devices")
+                status = await devices_status(client)
+                assert status["last_result"] == "http_error"
+                assert status["last_error"].endswith(
+                    f"HTTP 302: redirected away from the DMS, to http://127.0.0.1:{elsewhere.port}"
+                )
+    finally:
+        await elsewhere.close()
+    assert seen == []
 
 
 async def run_probe(sim: Simulator, tmp_path: Path, dms: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from .. import __version__
 from ..config import DmsSettings, EndpointSettings
@@ -48,7 +49,7 @@ from ..model import DmsLinks, LoginState
 from ..vocabulary import encodable
 from .auth import Answer, Login, basic_header, refusal_text
 from .budget import Budget
-from .cookies import OriginJar
+from .cookies import OriginJar, origin
 from .failover import Links, is_standby
 from .paging import Page, PagingError, collect
 
@@ -61,6 +62,9 @@ _DECODE_IN_THREAD_BYTES = 1 << 20  # decode larger bodies off the event loop
 #: of 1,000 devices is about 0.5 MB and a bare array of 100,000 devices about 45 MB.
 MAX_BODY_BYTES = 256 << 20
 _EXCERPT_CHARS = 120
+#: Redirects followed for one request (each on the DMS's own origin).
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: Endpoints whose requests go first within the request budget (dms.max_concurrency).
 PRIORITY_ENDPOINTS = frozenset({"alarms", "system"})
 #: The longest a Retry-After of the DMS holds back every request (longer hints are cut to it,
@@ -291,7 +295,7 @@ class DmsClient:
 
         ``send``: the keywords of ``_send`` (``params``, ``token``, ``url``, ``base``...);
         ``headers_out`` receives the answer's ``Link`` header and its status (as ``:status``)."""
-        response, body = await self._send(endpoint, method, path, **send)
+        response, body, _ = await self._send(endpoint, method, path, **send)
         if headers_out is not None:  # for paging (Link) and --probe (the status)
             headers_out[":status"] = str(response.status)
             if "Link" in response.headers:
@@ -302,9 +306,9 @@ class DmsClient:
         self, endpoint: EndpointSettings, method: str, path: str, *, json: bool, **kwargs: Any
     ) -> Answer:
         """The login's answer (``auth.Transport.answer``): headers, cookies set, JSON."""
-        response, body = await self._send(endpoint, method, path, **kwargs)
+        response, body, hops = await self._send(endpoint, method, path, **kwargs)
         cookies: dict[str, str] = {}
-        for step in (*response.history, response):
+        for step in (*hops, response):
             cookies.update((name, m.value) for name, m in step.cookies.items() if m.value)
         try:
             decoded = await self._decode(endpoint, method, path, response, body)
@@ -327,11 +331,12 @@ class DmsClient:
         headers: dict[str, str] | None = None,
         url: str | None = None,
         base: str | None = None,
-    ) -> tuple[aiohttp.ClientResponse, bytes]:
-        """One HTTP request up to a 2xx answer: the response and its body, not decoded. The
-        request goes to ``base + path``, ``base`` by default the active DMS URL; ``url`` replaces
-        that. A call redirected to an HTML page or the login path is a ``DmsAuthError`` (the
-        session ended), unless it is the login itself."""
+    ) -> tuple[aiohttp.ClientResponse, bytes, tuple[aiohttp.ClientResponse, ...]]:
+        """One HTTP request up to a 2xx answer: the response, its body (not decoded) and the
+        redirects on the way. The request goes to ``base + path``, ``base`` by default the active
+        DMS URL; ``url`` replaces that. A call redirected to an HTML page or the login path is a
+        ``DmsAuthError`` (the session ended), unless it is the login itself; a redirect to another
+        origin is not followed (``_exchange``)."""
         settings = self.settings
         base = base or self._links.active
         if token and token not in self._tokens:  # masked even after a new login replaced it
@@ -367,7 +372,7 @@ class DmsClient:
         login = path == settings.login_path and token is None
         exchange.add_done_callback(functools.partial(self._exchange_done, base, login))
         try:
-            response, body = await asyncio.shield(exchange)
+            response, body, hops = await asyncio.shield(exchange)
         except TimeoutError as exc:
             detail = f"no answer within dms.timeout={settings.timeout:g}s"
             raise self.error(DmsTimeoutError, endpoint, method, path, detail) from exc
@@ -381,14 +386,19 @@ class DmsClient:
             detail = f"connection failed: {self._excerpt(str(exc)) or type(exc).__name__}"
             raise self.error(DmsConnectionError, endpoint, method, path, detail) from exc
         status = response.status
+        target = _redirect_target(response)
+        if target is not None:  # not followed: another origin, or too many
+            away = origin(target) != origin(response.url)
+            why = f"redirected away from the DMS, to {self._excerpt(str(target.origin()))}"
+            detail = f"HTTP {status}: " + (why if away else f"more than {MAX_REDIRECTS} redirects")
+            raise self.error(DmsHttpError, endpoint, method, path, detail, status=status)
         if not 200 <= status < 300:
             raise self._status_error(endpoint, method, path, response, body)
-        if response.history and not login and self._at_login_page(response):
+        if hops and not login and self._at_login_page(response):
             to = self._excerpt(response.url.path)
             detail = f"the session ended: redirected to {to}"
-            first = response.history[0].status
-            raise self.error(DmsAuthError, endpoint, method, path, detail, status=first)
-        return response, body
+            raise self.error(DmsAuthError, endpoint, method, path, detail, status=hops[0].status)
+        return response, body, hops
 
     def _at_login_page(self, response: aiohttp.ClientResponse) -> bool:
         """Whether a redirected call ended at a login page: HTML, or the login path."""
@@ -427,19 +437,34 @@ class DmsClient:
         form_body: dict[str, str] | None,
         headers: dict[str, str] | None,
         proxy: str | None,
-    ) -> tuple[aiohttp.ClientResponse, bytes]:
-        """Send one request and read the whole answer, within ``dms.timeout``."""
+    ) -> tuple[aiohttp.ClientResponse, bytes, tuple[aiohttp.ClientResponse, ...]]:
+        """Send one request and read the whole answer, within ``dms.timeout``; ``(answer, body,
+        redirects)``. Redirects are followed here, up to ``MAX_REDIRECTS`` and only on the
+        request's own scheme, host and port: aiohttp would carry a token sent in a header other
+        than ``Authorization`` (``X-Auth-Token``) to any server a redirect names."""
+        hops: list[aiohttp.ClientResponse] = []
         async with asyncio.timeout(self.settings.timeout):
-            async with session.request(
-                method,
-                url,
-                params=params,
-                json=json_body,
-                data=form_body,
-                headers=headers,
-                proxy=proxy,
-            ) as response:
-                return response, await _read_capped(response)
+            while True:
+                async with session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    data=form_body,
+                    headers=headers,
+                    proxy=proxy,
+                    allow_redirects=False,
+                ) as response:
+                    body = await _read_capped(response)
+                target = _redirect_target(response)
+                if target is None or origin(target) != origin(response.url):
+                    return response, body, tuple(hops)
+                if len(hops) == MAX_REDIRECTS:
+                    return response, body, tuple(hops)
+                hops.append(response)
+                url, params = str(target), None  # the target carries its own query
+                if response.status == 303 or (response.status in (301, 302) and method != "GET"):
+                    method, json_body, form_body = "GET", None, None  # as browsers do
 
     def _exchange_done(self, base: str, login: bool, task: asyncio.Task[Any]) -> None:
         """Free the slot, note whether ``base`` answered (and fail over if it keeps not
@@ -590,6 +615,17 @@ def _session_ended(error: DmsApiError, login: Login) -> bool:
     if isinstance(error, DmsAuthError):
         return True
     return error.status == 403 and bool(login.cookies)
+
+
+def _redirect_target(response: aiohttp.ClientResponse) -> URL | None:
+    """Where a redirect answer sends the request (None: not a redirect)."""
+    location = response.headers.get("Location")
+    if response.status not in _REDIRECTS or not location:
+        return None
+    try:
+        return response.url.join(URL(location))
+    except ValueError:
+        return None
 
 
 def _clip(text: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp.abc import AbstractCookieJar
 from yarl import URL
 
-__all__ = ["OriginJar"]
+__all__ = ["OriginJar", "origin"]
 
 #: Values remembered for masking after their cookie was replaced or expired.
 _REMEMBERED = 16
@@ -45,7 +45,7 @@ class OriginJar(AbstractCookieJar):
         """Keep the cookies an answer of ``response_url`` set (a past expiry deletes one)."""
         if response_url is None or not response_url.is_absolute():
             return
-        held = self._cookies.setdefault(_origin(response_url), {})
+        held = self._cookies.setdefault(origin(response_url), {})
         items = cookies.items() if hasattr(cookies, "items") else cookies
         for name, value in items:
             morsel = value if isinstance(value, Morsel) else SimpleCookie({name: value})[name]
@@ -63,7 +63,7 @@ class OriginJar(AbstractCookieJar):
         found: SimpleCookie = SimpleCookie()
         if not request_url.is_absolute():
             return found
-        held = self._cookies.get(_origin(request_url), {})
+        held = self._cookies.get(origin(request_url), {})
         now = self._clock()
         for name, (morsel, expires) in list(held.items()):
             if expires <= now:
@@ -113,7 +113,7 @@ class OriginJar(AbstractCookieJar):
 
     def names(self, url: str) -> tuple[str, ...]:
         """The names of the cookies held for ``url``'s origin."""
-        return tuple(self._cookies.get(_origin(URL(url)), {}))
+        return tuple(self._cookies.get(origin(URL(url)), {}))
 
     @property
     def values(self) -> tuple[str, ...]:
@@ -125,7 +125,8 @@ class OriginJar(AbstractCookieJar):
             self._values = [*self._values[-(_REMEMBERED - 1) :], value]
 
 
-def _origin(url: URL) -> _Origin:
+def origin(url: URL) -> _Origin:
+    """The scheme, host and port of ``url`` (the port also when it is the scheme's default)."""
     return (url.scheme.lower(), (url.host or "").lower(), url.explicit_port or url.port)
 
 

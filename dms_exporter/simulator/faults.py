@@ -20,7 +20,7 @@ from .clock import parse_iso
 #: Kinds and their parameters with defaults.
 FAULT_KINDS: dict[str, dict[str, Any]] = {
     "latency": {"seconds": 1.0},
-    "status": {"status": 503, "retry_after": None, "code": None, "message": None},
+    "status": {"status": 503, "retry_after": None, "code": None, "message": None, "location": None},
     "html": {"status": 200},
     "truncated": {"fraction": 0.5},
     "drop_connection": {"before_headers": False},

@@ -317,6 +317,8 @@ class DmsApi:
         if fault.kind == "status":
             status = p["status"]
             headers = {} if p["retry_after"] is None else {"Retry-After": str(p["retry_after"])}
+            if p["location"] is not None:  # a redirect (status 3xx), to anywhere
+                headers["Location"] = p["location"]
             code = p["code"] or ERROR_CODES.get(status, f"HTTP_{status}")
             message = p["message"] or f"simulated {status} ({code.lower().replace('_', ' ')})"
             return error_response(status, code, message, headers)
