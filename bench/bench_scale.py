@@ -160,14 +160,19 @@ def first_label(body: bytes, family: str, label: str) -> str:
     return found.group(1).decode()
 
 
-def all_changed(env: dict, k: int) -> tuple[float, float]:
-    """A devices poll in which every device changed: the fault set on even ``k``, cleared on
-    odd ``k`` (each changes every device's enums from the last poll's)."""
+def change_all(env: dict, k: int) -> None:
+    """Make the next devices poll see every device changed: the fault set on even ``k``,
+    cleared on odd ``k`` (each changes every device's enums from the last poll's)."""
     if k % 2 == 0:
         fault = {"endpoint": "devices", "kind": "unknown_enums", "every": 1}
         http("POST", f"{env['sim']}/_sim/faults", fault)
     else:
         http("DELETE", f"{env['sim']}/_sim/faults")
+
+
+def all_changed(env: dict, k: int) -> tuple[float, float]:
+    """(render seconds, CPU seconds) of a devices poll in which every device changed."""
+    change_all(env, k)
     return refresh(env)
 
 
@@ -239,8 +244,10 @@ def measure_during_render(env: dict, polls: int) -> dict[str, list[float]]:
         done = threading.Event()
 
         def poll(k: int = k, done: threading.Event = done) -> None:
-            try:
-                all_changed(env, k)
+            try:  # only the requests: reading the render metrics would take this process's
+                # GIL for a while (a whole body inflated and searched) and stall its scrapes
+                change_all(env, k)
+                http("POST", f"{env['base']}/-/refresh/devices")
             finally:
                 done.set()
 
