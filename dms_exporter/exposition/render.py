@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from itertools import accumulate, chain, compress, repeat
 from typing import Any
 
+from .. import heap
 from ..model import ENDPOINTS, Device, Table, row_values
 from .families import (
     FamilySpec,
@@ -173,7 +174,20 @@ def render_group(
     group: str, tables: Tables, ctx: RenderContext, previous: GroupOutput | None = None
 ) -> GroupOutput:
     """Render one group from ``tables`` (endpoint -> table; missing or None: no samples),
-    reusing whatever of ``previous`` (this group's last output) is still right."""
+    reusing whatever of ``previous`` (this group's last output) is still right.
+
+    The cyclic garbage collector is paused meanwhile (``heap.collector_paused``): a render
+    makes an item per destination (a tuple of it and its device's name), hundreds of thousands
+    of them, whose allocation set off full collections over every object the exporter holds,
+    most of the cost of a render after one changed destination (docs/performance.md). Nothing
+    a render makes is cyclic; reference counting frees it."""
+    with heap.collector_paused():
+        return _render_group(group, tables, ctx, previous)
+
+
+def _render_group(
+    group: str, tables: Tables, ctx: RenderContext, previous: GroupOutput | None
+) -> GroupOutput:
     spec = _spec(group)
     inputs = tuple(tables.get(endpoint) for endpoint in spec.endpoints)
     if previous is not None and previous.ctx != ctx:
