@@ -144,6 +144,17 @@ def test_unknown_device_ids_in_destinations_and_alarms_do_not_crash() -> None:
     ]
 
 
+def test_destinations_name_their_device_by_the_same_rule_as_the_device_families() -> None:
+    devices = table("devices", device("d1"), device("d2", name=""), device("d3"), device("d4"))
+    ctx = RenderContext(display_names={"d1": "Denver uplink", "d3": ""})
+    dests = table("destinations", *(destination(f"x{i}", f"d{i}") for i in range(1, 6)))
+    names = column(destination_families(dests, devices, ctx), "dms_destination", "display_name")
+    assert names == ["Denver uplink", "d2", "Name d3", "Name d4", "d5"]
+    assert names[:4] == column(
+        device_families(devices, None, None, ctx), "dms_device", "display_name"
+    )
+
+
 def test_destinations_without_devices_table_use_ids() -> None:
     families = destination_families(
         table("destinations", destination("x1", "d1")), None, RenderContext()

@@ -78,6 +78,13 @@ class DisplayNames:
     def __call__(self, device_id: str) -> str:
         return self._custom.get(device_id) or self._names.get(device_id) or device_id
 
+    def many(self, device_ids: Iterable[str]) -> list[str]:
+        """``self(i)`` for each id, by one dict lookup each (a big table's names at once)."""
+        names = dict(self._names)
+        names.update((i, name) for i, name in self._custom.items() if name)
+        ids = list(device_ids)
+        return list(map(names.get, ids, ids))
+
     @staticmethod
     def of(device: Device, ctx: RenderContext) -> str:
         """The same rule for a device row at hand (no table needed)."""

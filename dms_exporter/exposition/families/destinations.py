@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from operator import attrgetter
 
 from ...model import DESTINATION_STATUSES, Destination, Device, Table
 from ..text import Family, Sample
@@ -16,14 +18,23 @@ _KEY = frozenset({"id", "device_id"})
 
 
 def _sources(tables: Tables, ctx: RenderContext) -> Sources:
+    """Each destination with its device's display name; the counts come from ``_derived``."""
     destinations = tables.get("destinations")
-    name_of = DisplayNames(tables.get("devices"), ctx)
     rows = destinations.rows if destinations else ()
-    counts = Counter((d.type, known(d.status, DESTINATION_STATUSES)) for d in rows)
-    return {
-        "destinations": [(d, name_of(d.device_id)) for d in rows],
-        "counts": [(counts, destinations is not None)],
-    }
+    names = DisplayNames(tables.get("devices"), ctx).many(map(_device_id, rows))
+    return {"destinations": list(zip(rows, names, strict=True))}
+
+
+_device_id = attrgetter("device_id")
+
+
+def _tally(items: Sequence[_Item]) -> Counter[tuple[str, str]]:
+    """Destinations by type and status."""
+    return Counter((d.type, known(d.status, DESTINATION_STATUSES)) for d, _ in items)
+
+
+def _derived(counts: Counter[tuple[str, str]], tables: Tables, ctx: RenderContext) -> Sources:
+    return {"counts": [(counts, tables.get("destinations") is not None)]}
 
 
 def _counts(item: tuple[Counter[tuple[str, str]], bool]) -> list[Sample]:
@@ -67,7 +78,11 @@ _SPECS = (
     ),
 )  # fmt: skip
 
-GROUP = GroupSpec(("destinations", "devices"), _sources, lambda ctx: _SPECS)
+GROUP = GroupSpec(
+    ("destinations", "devices"), _sources, lambda ctx: _SPECS,
+    tallied="destinations", tally=_tally, derived=_derived,
+    tally_reads=frozenset({"type", "status"}),
+)  # fmt: skip
 
 
 def destination_families(
