@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,73 @@ def namespace() -> Any:
         subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
 
 
+NGINX_CONFIG = """daemon off; worker_processes 1; user root; pid {tmp}/nginx.pid;
+error_log {tmp}/server.log warn;
+events {{ worker_connections {connections}; }}
+http {{
+  access_log off; default_type text/plain;
+  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+  server {{ listen {host}:{port}; root {tmp}/www; location / {{ }} }}
+}}
+"""
+
+
+def start_exporter(tmp: Path, host: str, port: int, nofile: int, source: str) -> Any:
+    """The exporter (``--demo``, 100 devices) from ``source``, ready."""
+    env = {**os.environ, "PYTHONPATH": source}
+    with (tmp / "server.log").open("ab") as log:
+        exporter = subprocess.Popen(
+            [sys.executable, "-m", "dms_exporter", "--demo", "--demo.devices", "100",
+             "--web.listen-address", f"{host}:{port}"],
+            stdout=log, stderr=log, env=env, cwd=source,
+            preexec_fn=lambda: limit_files(nofile),
+        )  # fmt: skip
+    wait_ok(f"http://{host}:{port}/-/ready", 120)
+    time.sleep(2)  # the first polls settle
+    return exporter
+
+
+def start_nginx(tmp: Path, host: str, port: int, nofile: int, source: str) -> Any:
+    """The reference: nginx (defaults but for paths and 1 worker) serving the exporter's
+    exposition as a file at /metrics, under the same file limit."""
+    exporter = start_exporter(tmp, host, port, nofile, source)
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=30) as answer:
+            exposition = answer.read()
+    finally:
+        exporter.terminate()
+        exporter.wait(30)
+    (tmp / "www").mkdir()
+    (tmp / "www" / "metrics").write_bytes(exposition)
+    (tmp / "server.log").write_bytes(b"")
+    config = tmp / "nginx.conf"
+    connections = nofile - 32  # nginx's own files besides its connections
+    config.write_text(NGINX_CONFIG.format(tmp=tmp, host=host, port=port, connections=connections))
+    nginx = subprocess.Popen(
+        ["nginx", "-c", str(config), "-p", str(tmp)], preexec_fn=lambda: limit_files(nofile)
+    )
+    wait_ok(f"http://{host}:{port}/metrics", 30)
+    return nginx
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its children (nginx's workers)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(int(child) for child in children)]
+
+
+def tree_rss(pid: int) -> float:
+    return sum(memory_mb(p)[0] for p in process_tree(pid))
+
+
+def tree_cpu(pid: int) -> float:
+    return sum(cpu_seconds(p) for p in process_tree(pid))
+
+
 def measure(
     connections: int,
     seconds: float,
@@ -181,59 +249,53 @@ def measure(
     body_path: str | None = None,
     netns: str | None = None,
     content_length: int = 1000000,
+    reference: bool = False,
 ) -> dict[str, Any]:
-    """Run the attack against an exporter process from ``source``; the figures.
+    """Run the attack against an exporter process from ``source`` (or, ``reference``, nginx
+    serving its exposition); the figures.
 
     The attackers and the normal client are processes of their own, so the client's timing
     does not depend on a busy event loop; the attackers run inside ``netns`` if given."""
     host = NETNS_HOST if netns else "127.0.0.1"
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        log_path = Path(tmp) / "exporter.log"
-        with log_path.open("wb") as log:
-            env = {**os.environ, "PYTHONPATH": source}
-            exporter = subprocess.Popen(
-                [sys.executable, "-m", "dms_exporter", "--demo", "--demo.devices", "100",
-                 "--web.listen-address", f"{host}:{port}"],
-                stdout=log, stderr=log, env=env, cwd=source,
-                preexec_fn=lambda: limit_files(nofile),
+        log_path = Path(tmp) / "server.log"
+        start = start_nginx if reference else start_exporter
+        server = start(Path(tmp), host, port, nofile, source)
+        try:
+            idle_rss = tree_rss(server.pid)
+            before = log_path.read_bytes()
+            cpu_before = tree_cpu(server.pid)
+            began = time.monotonic()
+            command = [
+                sys.executable, __file__, "--attack-only", host, str(port),
+                "--connections", str(connections), "--seconds", str(seconds),
+                *([] if reconnect else ["--no-reconnect"]),
+                *(["--attack", "body", "--path", body_path] if body_path else []),
+                "--content-length", str(content_length),
+            ]  # fmt: skip
+            if netns:
+                command = ["ip", "netns", "exec", netns, *command]
+            attackers = subprocess.Popen(command, stdout=subprocess.PIPE)
+            time.sleep(2)  # let the slow connections pile up first
+            client = subprocess.Popen(
+                [sys.executable, __file__, "--scrape-only", host, str(port),
+                 "--seconds", str(seconds - 2)],
+                stdout=subprocess.PIPE,
             )  # fmt: skip
-            try:
-                wait_ok(f"http://{host}:{port}/-/ready", 120)
-                time.sleep(2)  # the first polls settle
-                idle_rss = memory_mb(exporter.pid)[0]
-                before = log_path.read_bytes()
-                cpu_before = cpu_seconds(exporter.pid)
-                began = time.monotonic()
-                command = [
-                    sys.executable, __file__, "--attack-only", host, str(port),
-                    "--connections", str(connections), "--seconds", str(seconds),
-                    *([] if reconnect else ["--no-reconnect"]),
-                    *(["--attack", "body", "--path", body_path] if body_path else []),
-                    "--content-length", str(content_length),
-                ]  # fmt: skip
-                if netns:
-                    command = ["ip", "netns", "exec", netns, *command]
-                attackers = subprocess.Popen(command, stdout=subprocess.PIPE)
-                time.sleep(2)  # let the slow connections pile up first
-                client = subprocess.Popen(
-                    [sys.executable, __file__, "--scrape-only", host, str(port),
-                     "--seconds", str(seconds - 2)],
-                    stdout=subprocess.PIPE,
-                )  # fmt: skip
-                peak_rss = idle_rss
-                while client.poll() is None:
-                    peak_rss = max(peak_rss, memory_mb(exporter.pid)[0])
-                    time.sleep(0.5)
-                scrapes = json.loads(client.communicate()[0])
-                stats = json.loads(attackers.communicate(timeout=seconds + 30)[0])
-                elapsed = time.monotonic() - began
-                cpu = cpu_seconds(exporter.pid) - cpu_before
-                grown = log_path.read_bytes()[len(before) :]
-                alive = exporter.poll() is None
-            finally:
-                exporter.terminate()
-                exporter.wait(30)
+            peak_rss = idle_rss
+            while client.poll() is None:
+                peak_rss = max(peak_rss, tree_rss(server.pid))
+                time.sleep(0.5)
+            scrapes = json.loads(client.communicate()[0])
+            stats = json.loads(attackers.communicate(timeout=seconds + 30)[0])
+            elapsed = time.monotonic() - began
+            cpu = tree_cpu(server.pid) - cpu_before
+            grown = log_path.read_bytes()[len(before) :]
+            alive = server.poll() is None
+        finally:
+            server.terminate()
+            server.wait(30)
     return {
         "scrapes": scrapes,
         "elapsed": elapsed,
@@ -271,6 +333,9 @@ def main() -> None:
         "--content-length", type=int, default=1000000, help="what --attack body announces"
     )
     parser.add_argument(
+        "--reference", action="store_true", help="attack nginx serving the exposition instead"
+    )
+    parser.add_argument(
         "--netns", action="store_true", help="attack from a network namespace (needs root)"
     )
     parser.add_argument("--scrape-only", nargs=2, metavar=("HOST", "PORT"), help=argparse.SUPPRESS)
@@ -298,7 +363,7 @@ def main() -> None:
     with namespace() if args.netns else contextlib.nullcontext() as netns:
         result = measure(
             args.connections, args.seconds, args.nofile, args.source, not args.no_reconnect,
-            body_path, netns, args.content_length,
+            body_path, netns, args.content_length, args.reference,
         )  # fmt: skip
     scrapes, grown = result["scrapes"], result["log"]
     ok = [s for s in scrapes if isinstance(s, float)]
@@ -309,7 +374,8 @@ def main() -> None:
         else f"slow bodies (POST {body_path}, Content-Length {args.content_length})"
     )
     where = f"namespace {NETNS_PEER}" if args.netns else "loopback"
-    print(f"source: {args.source}; load average before: {load:.2f}")
+    server = "nginx (reference) serving the exposition" if args.reference else "the exporter"
+    print(f"source: {args.source}; {server}; load average before: {load:.2f}")
     print(
         f"{args.connections} {'reconnecting' if not args.no_reconnect else 'one-shot'} "
         f"connections, {what}, from {where}, file limit {args.nofile}, {result['elapsed']:.0f} s"
@@ -322,13 +388,11 @@ def main() -> None:
         median, worst = statistics.median(ok) * 1000, max(ok) * 1000
         print(f"scrape latency: median {median:.0f} ms, max {worst:.0f} ms")
     print(
-        f"exporter RSS: idle {result['idle_rss']:.0f} MB, peak {result['peak_rss']:.0f} MB; "
+        f"server RSS: idle {result['idle_rss']:.0f} MB, peak {result['peak_rss']:.0f} MB; "
         f"CPU during the attack {result['cpu']:.1f} s"
     )
     lines = grown.count(b"\n")
-    print(
-        f"log growth: {lines} lines, {len(grown) / 1e6:.2f} MB; exporter alive: {result['alive']}"
-    )
+    print(f"log growth: {lines} lines, {len(grown) / 1e6:.2f} MB; server alive: {result['alive']}")
     for line in grown.splitlines()[:3]:
         print("  " + line.decode(errors="replace")[:160])
 
