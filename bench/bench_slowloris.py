@@ -93,22 +93,28 @@ async def attacker(
         await asyncio.sleep(0.1)
 
 
-async def scraper(host: str, port: int, deadline: float) -> list[float | str]:
-    """One scrape a second on a new connection; each its latency, or why it failed."""
+async def scraper(
+    host: str, port: int, deadline: float, paths: tuple[str, ...] = ("/metrics",)
+) -> list[float | str]:
+    """One request a second on a new connection, to each of ``paths`` in turn; each its
+    latency, or why it failed."""
     results: list[float | str] = []
+    turn = 0
     while time.monotonic() < deadline:
         began = time.monotonic()
         step = "connect"
+        path, turn = paths[turn % len(paths)], turn + 1
         try:
             async with asyncio.timeout(SCRAPE_LIMIT):
                 reader, writer = await asyncio.open_connection(host, port)
                 step = "answer"
                 writer.write(
-                    f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+                    f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
                 )
                 body = await reader.read()
                 writer.close()
-            ok = body.startswith(b"HTTP/1.1 200") and b"dms_exporter_build_info" in body
+            whole = path != "/metrics" or b"dms_exporter_build_info" in body
+            ok = body.startswith(b"HTTP/1.1 200") and whole
             results.append(time.monotonic() - began if ok else f"answer {body[:40]!r}")
         except TimeoutError:
             results.append(f"no {step} within 1 s")
@@ -278,16 +284,18 @@ def measure(
                 command = ["ip", "netns", "exec", netns, *command]
             attackers = subprocess.Popen(command, stdout=subprocess.PIPE)
             time.sleep(2)  # let the slow connections pile up first
-            client = subprocess.Popen(
-                [sys.executable, __file__, "--scrape-only", host, str(port),
-                 "--seconds", str(seconds - 2)],
-                stdout=subprocess.PIPE,
-            )  # fmt: skip
+            scrape = [sys.executable, __file__, "--scrape-only", host, str(port),
+                      "--seconds", str(seconds - 2), "--paths"]  # fmt: skip
+            client, health = (
+                subprocess.Popen([*scrape, paths], stdout=subprocess.PIPE)
+                for paths in ("/metrics", "" if reference else "/-/healthy,/-/ready")
+            )
             peak_rss = idle_rss
             while client.poll() is None:
                 peak_rss = max(peak_rss, tree_rss(server.pid))
                 time.sleep(0.5)
             scrapes = json.loads(client.communicate()[0])
+            checks = json.loads(health.communicate()[0])
             stats = json.loads(attackers.communicate(timeout=seconds + 30)[0])
             elapsed = time.monotonic() - began
             cpu = tree_cpu(server.pid) - cpu_before
@@ -298,6 +306,7 @@ def measure(
             server.wait(30)
     return {
         "scrapes": scrapes,
+        "health": checks,
         "elapsed": elapsed,
         "log": grown,
         "alive": alive,
@@ -339,6 +348,7 @@ def main() -> None:
         "--netns", action="store_true", help="attack from a network namespace (needs root)"
     )
     parser.add_argument("--scrape-only", nargs=2, metavar=("HOST", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--paths", default="/metrics", help=argparse.SUPPRESS)
     parser.add_argument("--attack-only", nargs=2, metavar=("HOST", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seconds > 600 or args.connections > 10000:
@@ -346,7 +356,8 @@ def main() -> None:
     if args.scrape_only:
         host, port = args.scrape_only
         deadline = time.monotonic() + args.seconds
-        print(json.dumps(asyncio.run(scraper(host, int(port), deadline))))
+        paths = tuple(filter(None, args.paths.split(",")))
+        print(json.dumps(asyncio.run(scraper(host, int(port), deadline, paths)) if paths else []))
         return
     if args.attack_only:
         raise_own_file_limit(args.connections)
@@ -387,6 +398,9 @@ def main() -> None:
     if ok:
         median, worst = statistics.median(ok) * 1000, max(ok) * 1000
         print(f"scrape latency: median {median:.0f} ms, max {worst:.0f} ms")
+    if result["health"]:
+        good = sum(isinstance(c, float) for c in result["health"])
+        print(f"/-/healthy and /-/ready ok within 1 s: {good} of {len(result['health'])}")
     print(
         f"server RSS: idle {result['idle_rss']:.0f} MB, peak {result['peak_rss']:.0f} MB; "
         f"CPU during the attack {result['cpu']:.1f} s"
