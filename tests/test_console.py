@@ -23,7 +23,7 @@ from conftest import samples, scrape, value, wait_until_ready
 
 from dms_exporter.errors import ConfigError
 from dms_exporter.exporter import Exporter
-from dms_exporter.simulator import Simulator
+from dms_exporter.simulator import Simulator, start_simulator
 from dms_exporter.web.app import make_app
 from dms_exporter.web.console import ConfigSource, Console, StateFile, default_state_path
 from dms_exporter.web.console.state import MAX_DESCRIPTION
@@ -137,6 +137,31 @@ async def test_the_header_shows_the_active_dms_of_a_failover_list(
     assert f"active: <code>{simulator.base_url}</code>" in header
     assert "main answers" in header and "standby 1 not tried" in header
     assert "failed over" not in header
+
+
+async def test_the_header_says_when_every_member_of_a_failover_list_says_standby(
+    simulator, tmp_path, start_console
+):
+    simulator.set_role("BACKUP")
+    async with start_simulator(devices=40, seed=7, frozen=True, role="BACKUP") as standby:
+        config_file = write_config(tmp_path / "dms.yml", simulator, refresh_min_gap="0s")
+        data = yaml.safe_load(config_file.read_text())
+        data["dms"]["url"] = [simulator.base_url, standby.base_url]
+        config_file.write_text(yaml.safe_dump(data))
+        client = await start_console(config_file)
+        # the start-up poll found the main a standby and moved; this one asks the other member
+        await exporter_of(client).refresh("system")
+        page = await (await client.get("/console/endpoints")).text()
+        header = page[page.index('id="dms-links"') : page.index("</header>")]
+        assert "main answers, says standby" in header
+        assert "standby 1 answers, says standby" in header
+        assert "no member says it is active" in header
+        standby.set_role("PRIMARY")  # the member it stayed on becomes the active one
+        await exporter_of(client).refresh("system")
+        page = await (await client.get("/console/endpoints")).text()
+        header = page[page.index('id="dms-links"') : page.index("</header>")]
+        assert "standby 1 answers</span>" in header
+        assert "no member says it is active" not in header
 
 
 async def test_bad_values_get_a_message_and_change_nothing(simulator, tmp_path, start_console):

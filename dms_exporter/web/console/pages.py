@@ -86,6 +86,8 @@ def _common(request: web.Request, page: str) -> dict[str, Any]:
         "version": __version__,
         "dms_url": store.links.active or console.exporter.config.dms.url,
         "links": store.links,
+        # every member of a failover list was asked and says it is a standby
+        "no_active_member": all(store.links.standby.get(url) for url in store.links.urls),
         "dms_up": store.dms_up,
         "ready": store.ready,
         "system": info,
