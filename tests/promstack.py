@@ -389,6 +389,7 @@ class Webhook:
 
     url: str
     payloads: list[dict[str, Any]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)  # time.monotonic() of each payload
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def alerts(self) -> list[dict[str, Any]]:
@@ -425,6 +426,7 @@ def webhook_receiver(path: str = "/hook") -> Iterator[Webhook]:
                 payload = {"invalid": body.decode(errors="replace")}
             with hook._lock:
                 hook.payloads.append(payload)
+                hook.arrived.append(time.monotonic())
             self.send_response(200)
             self.end_headers()
 
