@@ -15,7 +15,8 @@ timeline runs the scenarios one after another, as an operator would live them:
 3. the alarms endpoint answering damaged JSON (held back as suspect) for longer than
    ``stale_after``;
 4. the exporter restarted (SIGTERM, then started again);
-5. the exporter killed with SIGKILL and started again 60 s (scaled) later.
+5. the exporter killed with SIGKILL and started again 60 s (scaled) later;
+6. a failover to the standby DMS (the main stopped, the standby active) and back.
 
 Counted per alert and alarm: firing and resolved notifications. Wanted: no resolved notification
 for an alarm still active on the DMS, no second firing notification, and the alarm cleared
@@ -95,8 +96,9 @@ def compressed_rules() -> dict[str, str]:
     return rules
 
 
-def exporter_config(sim: Simulator, home: Path) -> Path:
-    """A config file for the exporter process: the shipped timing divided by SCALE."""
+def exporter_config(sim: Simulator, standby: Simulator, home: Path) -> Path:
+    """A config file for the exporter process: the main DMS and its standby, the shipped
+    timing divided by SCALE."""
     path = write_config(
         home / "dms.yml",
         sim,
@@ -106,7 +108,10 @@ def exporter_config(sim: Simulator, home: Path) -> Path:
         refresh_min_gap=0,
     )
     data = yaml.safe_load(path.read_text())
+    data["dms"]["url"] = [sim.base_url, standby.base_url]
     data["dms"]["login_backoff"] = {"initial": 30.0 / SCALE, "max": 900.0 / SCALE}
+    data["dms"]["failback_interval"] = 60.0 / SCALE
+    data["dms"]["failover_hold"] = 300.0 / SCALE
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -208,7 +213,8 @@ class Timeline:
 @dataclass
 class Stage:
     loop: LoopThread
-    sim: Simulator
+    sim: Simulator  # the main DMS
+    standby: Simulator  # its standby: the same database (same seed, same alarms)
     exporter: ExporterProcess
     prom: promstack.Prometheus
     timeline: Timeline
@@ -217,6 +223,17 @@ class Stage:
 
     def sim_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self.loop.call(fn, *args, **kwargs)
+
+    def on_both(self, method: str, *args: Any) -> None:
+        """Change the DMS's database: the main and the standby alike."""
+        for member in (self.sim, self.standby):
+            self.loop.call(getattr(member, method), *args)
+
+    def active_url(self) -> str:
+        """The DMS URL the exporter talks to now."""
+        text = promstack.http_get(f"http://{self.exporter.address}/metrics")[1].decode()
+        active = samples(text, "dms_exporter_dms_url_active")
+        return next((labels["url"] for labels, one in active if one == 1), "")
 
     def wait(self, seconds: float) -> None:
         """Let the timeline run (the stack works meanwhile; nothing here races it)."""
@@ -238,16 +255,21 @@ def stage(tmp_path: Path) -> Iterator[Stage]:
         loop = LoopThread()
         cleanup.callback(loop.close)
         sim = Simulator(devices=20, seed=9, change_rate=0)
-        loop.run(sim.start())
-        cleanup.callback(lambda: loop.run(sim.stop()))
+        standby = Simulator(devices=20, seed=9, change_rate=0, role="BACKUP")
+        for member in (sim, standby):
+            loop.run(member.start())
+            cleanup.callback(lambda member=member: loop.run(member.stop()))
         devices = [d for d in sim.world.devices.values() if d["connectionState"] == "ONLINE"]
-        alarms = {
-            "device": loop.call(sim.raise_alarm, devices[0]["id"], "CRITICAL", "SIGNAL_LOSS"),
-            "dms": loop.call(sim.raise_alarm, None, "CRITICAL", "OTA_COMMAND_FAILED"),
-            "cleared": loop.call(sim.raise_alarm, devices[1]["id"], "CRITICAL", "TS_SYNC_LOSS"),
+        raised = {
+            "device": (devices[0]["id"], "CRITICAL", "SIGNAL_LOSS"),
+            "dms": (None, "CRITICAL", "OTA_COMMAND_FAILED"),
+            "cleared": (devices[1]["id"], "CRITICAL", "TS_SYNC_LOSS"),
         }
+        alarms = {role: loop.call(sim.raise_alarm, *args) for role, args in raised.items()}
+        copies = {role: loop.call(standby.raise_alarm, *args) for role, args in raised.items()}
+        assert {a["id"] for a in copies.values()} == {a["id"] for a in alarms.values()}
         exporter = ExporterProcess(
-            exporter_config(sim, tmp_path),
+            exporter_config(sim, standby, tmp_path),
             f"127.0.0.1:{promstack.free_port()}",
             tmp_path / "exporter.log",
         )
@@ -272,7 +294,7 @@ def stage(tmp_path: Path) -> Iterator[Stage]:
             )
         )
         timeline.mark("exporter, Prometheus and Alertmanager started; 3 critical alarms active")
-        yield Stage(loop, sim, exporter, prom, timeline, alarms)
+        yield Stage(loop, sim, standby, exporter, prom, timeline, alarms)
 
 
 def key(alarm: dict[str, Any]) -> str:
@@ -285,15 +307,17 @@ def key(alarm: dict[str, Any]) -> str:
 def dms_stopped(stage: Stage, seconds: float) -> float:
     """Stop the DMS for ``seconds``, clearing one alarm meanwhile; when it answered again."""
     stage.timeline.mark(f"DMS stopped (connection refused) for {seconds * SCALE / 60:g} min")
-    stage.loop.run(stage.sim.stop())
+    for member in (stage.sim, stage.standby):
+        stage.loop.run(member.stop())
     stage.wait(seconds / 2)
     cleared = stage.alarms["cleared"]["id"]
-    stage.sim_call(stage.sim.clear_alarm, cleared)
+    stage.on_both("clear_alarm", cleared)
     stage.timeline.mark(f"alarm {cleared} cleared on the DMS (still stopped)")
     stage.wait(seconds / 4)
     restarted_without_dms(stage)
     stage.wait(seconds / 4)
-    stage.loop.run(stage.sim.start())
+    for member in (stage.sim, stage.standby):
+        stage.loop.run(member.start())
     return stage.timeline.mark("DMS answers again")
 
 
@@ -356,6 +380,22 @@ def every_alarm_firing(stage: Stage) -> Stage:
     return stage
 
 
+def failover_and_back(stage: Stage) -> None:
+    """The main DMS stops and its standby takes over; later the main is back and active."""
+    main, standby = stage.sim.base_url, stage.standby.base_url
+    stage.loop.run(stage.sim.stop())
+    stage.sim_call(stage.standby.set_role, "PRIMARY")
+    stage.timeline.mark("main DMS stopped, the standby is the active member")
+    promstack.wait_until(lambda: stage.active_url() == standby, timeout=30, interval=0.2)
+    stage.timeline.mark("exporter polls the standby")
+    stage.wait(3 * ALARMS_INTERVAL)
+    stage.loop.run(stage.sim.start())
+    stage.sim_call(stage.standby.set_role, "BACKUP")
+    stage.timeline.mark("main DMS back as the active member")
+    promstack.wait_until(lambda: stage.active_url() == main, timeout=30, interval=0.2)
+    stage.timeline.mark("exporter polls the main again")
+
+
 def settle(stage: Stage) -> None:
     """Long enough for any late notification (a false resolved, a second firing) to arrive."""
     stage.wait(max(5 * TICK, 3 * ALARMS_INTERVAL) + 1)
@@ -406,6 +446,8 @@ if not REAL_TIME:
             exporter_restarted(s)
             s.wait(3 * ALARMS_INTERVAL)
             exporter_killed(s)
+            s.wait(3 * ALARMS_INTERVAL)
+            failover_and_back(s)
             settle(s)
             check(s, back)
 
