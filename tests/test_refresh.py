@@ -4,6 +4,7 @@ the DMS than the gap allows (the real simulator counts them)."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 from conftest import exporter_config
 
@@ -56,3 +57,22 @@ async def test_a_refresh_after_a_failed_poll_waits_for_the_gap_then_polls(
     assert answer["polled_ago"] < 1
     assert simulator.request_counts["devices"] == polls + 1
     assert waited >= 0.5  # it waited for the rest of the 1 s gap before polling
+
+
+async def test_a_refresh_does_not_wait_out_a_long_retry_after(simulator, start_exporter):
+    """The DMS asked for a minute's pause: a refresh answers the failed poll at once (502 with
+    ``Retry-After``) instead of hanging the operator's request, and asks the DMS nothing."""
+    client = await start_exporter(exporter_config(simulator, endpoints=QUIET))  # gap 0
+    simulator.add_fault(endpoint="devices", kind="status", status=429, retry_after=60, count=1)
+    response = await client.post("/-/refresh/devices")
+    assert response.status == 502 and (await response.json())["refreshed"] is True
+    polls = simulator.request_counts["devices"]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    response = await client.post("/-/refresh/devices")
+    assert loop.time() - started < 5
+    answer = await response.json()
+    assert response.status == 502 and answer["refreshed"] is False
+    assert 50 <= int(response.headers["Retry-After"]) <= 60
+    assert re.match(r"polled \d+ s ago; the DMS asked to wait \(Retry-After\)", answer["message"])
+    assert simulator.request_counts["devices"] == polls
