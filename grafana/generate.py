@@ -837,7 +837,7 @@ def exporter_health(lay: Layout) -> list[Json]:
     def rate_by(metric: str, by: str, fn: str = "rate") -> str:
         return f"sum by ({by}) ({fn}({metric}{{{S}}}[$__rate_interval]))"
 
-    age = f"time() - {by_endpoint('last_success_timestamp_seconds')}"
+    age = by_endpoint("data_age_seconds")
     # fmt: off
     lay.add(3, 4, stat("DMS", f"min(dms_up{{{S}}})", value_mappings=UP, background=True))
     lay.add(5, 4, stat("DMS server", f"dms_info{{{S}}}", "{{name}} {{version}} ({{role}})",
@@ -869,24 +869,28 @@ def exporter_health(lay: Layout) -> list[Json]:
             by_endpoint("stale"),
             f"sum by (endpoint) (increase({ep}_errors_total{{{S}}}[$__range]))",
             f"sum by (endpoint) (increase({ep}_polls_total{{{S}}}[$__range]))",
+            by_endpoint("data_restored"),
         ],
         rename={"Value #A": "Enabled", "Value #B": "Up", "Value #C": "Interval",
-                "Value #D": "Since last success", "Value #E": "Last poll duration",
+                "Value #D": "Data age", "Value #E": "Last poll duration",
                 "Value #F": "Rows", "Value #G": "Stale", "Value #H": "Errors (range)",
-                "Value #I": "Polls (range)"},
-        order=("endpoint", "Enabled", "Up", "Interval", "Since last success",
-               "Last poll duration", "Rows", "Stale", "Errors (range)", "Polls (range)"),
+                "Value #I": "Polls (range)", "Value #J": "Restored"},
+        order=("endpoint", "Enabled", "Up", "Interval", "Data age", "Stale", "Restored",
+               "Last poll duration", "Rows", "Errors (range)", "Polls (range)"),
         overrides=[
             column("Enabled", mappings=YES_NO),
             column("Up", mappings=UP, color_text=True),
             column("Stale", mappings=STALE, color_text=True),
+            column("Restored", mappings=YES_NO),
             column("Interval", unit="s"),
-            column("Since last success", unit="s"),
+            column("Data age", unit="s"),
             column("Last poll duration", unit="s"),
             column("Errors (range)", decimals=0),
             column("Polls (range)", decimals=0),
         ],
-        description="One row per DMS endpoint: the same data as the exporter's /api/v1/endpoints.",
+        description="One row per DMS endpoint: the same data as the exporter's /api/v1/endpoints."
+        " Data age: how old the data its series show is (kept through DMS outages, marked"
+        " Stale after stale_after, and across restarts: Restored until the first poll).",
     ))
     lay.add(12, 8, timeseries("Poll duration by endpoint", by_endpoint("poll_duration_seconds"),
                               "{{endpoint}}", unit="s"))
@@ -894,7 +898,9 @@ def exporter_health(lay: Layout) -> list[Json]:
                               rate_by(f"{ep}_errors_total", "endpoint, reason"),
                               "{{endpoint}} {{reason}}", unit="reqps", stack=True))
     lay.add(12, 8, timeseries("Age of data by endpoint", age, "{{endpoint}}", unit="s",
-                              description="DmsEndpointDataStale fires above three poll intervals."))
+                              description="How old the data each endpoint shows is. It grows"
+                              " while the DMS cannot be read; DmsEndpointDataStale fires above"
+                              " stale_after (three poll intervals by default)."))
     lay.add(12, 8, timeseries("Rows by endpoint", by_endpoint("rows"), "{{endpoint}}"))
     lay.add(8, 8, timeseries("Logins to the DMS",
                              rate_by("dms_exporter_logins_total", "result", "increase"),
