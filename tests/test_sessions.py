@@ -196,6 +196,11 @@ async def test_probe_names_the_keys_for_a_cookie_session_a_header_token_and_a_cs
     the login form), the probe says where the session is and which keys to set."""
     form = {"encoding": "form", "username_field": "j_username", "password_field": "j_password"}
     async with start_simulator(devices=5, seed=5, frozen=True, login_shape="cookie") as sim:
+        out = await run_probe(sim, tmp_path, {})  # the whole file default: no login there
+        assert (
+            "HTTP 404 NOT_FOUND: POST /dms-api/v1/auth/login: Not Found (is the login at POST "
+            "/auth/login? see dms.login_path, login.method)" in out
+        )
         out = await run_probe(sim, tmp_path, {"login_path": "/login", "login": form})
     assert (
         "no token at 'token' in the answer (see dms.login.token_path); it set the cookie "

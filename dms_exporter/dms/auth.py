@@ -283,6 +283,11 @@ class Login:
                 endpoint, method, path, json=shape.token_from == "body", base=self.url, **kwargs
             )
         except (DmsAuthError, DmsHttpError, DmsUnavailableError) as exc:
+            if exc.status in (404, 405):  # no login there, or not by this method
+                detail = str(exc).split(": ", 2)[-1]  # without "endpoint: POST path: "
+                detail += f" (is the login at {method} {path}? see dms.login_path, login.method)"
+                kwargs = {"status": exc.status, "code": exc.code}
+                raise client.error(type(exc), endpoint, method, path, detail, **kwargs) from exc
             if exc.status not in (401, 403) and exc.code not in REFUSAL_CODES:
                 raise
             detail = f"login as {settings.username!r} refused: HTTP {exc.status}"
