@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from dms_exporter.simulator import Simulator, start_simulator
+from dms_exporter.simulator.shapes import ListShape
 
 
 async def run_probe(
@@ -184,3 +185,26 @@ async def test_probe_warns_of_a_login_answer_without_its_expiry(tmp_path: Path) 
         )
         rc, out = await run_probe(sim, tmp_path, dms={"login": {"expiry": "none"}})
     assert rc == 0 and "warning" not in out
+
+
+@pytest.mark.parametrize(("served_from", "fails"), [(0, True), (1, False)])
+async def test_probe_asks_for_page_0_when_no_count_can_tell(
+    tmp_path: Path, served_from: int, fails: bool
+) -> None:
+    """Page numbers and no total anywhere: --probe asks for page 0 once. A DMS counting from 0
+    answers it with the items the walk from page 1 missed: FAIL naming first_page. A DMS
+    counting from 1 refuses it (400): OK."""
+    served = ListShape(items="content", total=None, paging="page", first_page=served_from)
+    dms = {
+        "envelope": {"items": "content", "total": None},
+        "paging": {"style": "page", "page_param": "page", "size_param": "size"},
+    }
+    async with start_simulator(devices=25, seed=3, frozen=True, list_shape=served) as sim:
+        rc, out = await run_probe(sim, tmp_path, dms=dms)
+    assert rc == (1 if fails else 0), out
+    missed = (
+        "verdict: FAIL: page 0 answers 10 items that page 1 does not start with: the DMS counts "
+        "its pages from 0 and the walk missed the first; set paging.first_page: 0"
+    )
+    assert (missed in out) is fails
+    assert ("devices: GET " in out and "3 page(s), 25 rows" in out) is not fails

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Config, EndpointSettings
+from ..config import Config, EndpointSettings, Paging
 from ..errors import DmsApiError
 from ..model import OTHER
 from ..vocabulary import ENUM_FIELDS, KNOWN_FIELDS, enum_converter, parse
@@ -159,10 +159,36 @@ async def _probe_one(
         unknown_values=unknown,
         unused_fields=unused,
         proposed_values=proposed,
-        error=shape_error,
+        error=shape_error or await _page_before_the_first(client, endpoint, items, stats),
     )
     ok, verdict = _verdict(result, endpoint.envelope.total)
     return dataclasses.replace(result, ok=ok, verdict=verdict)
+
+
+async def _page_before_the_first(
+    client: DmsClient, endpoint: EndpointSettings, items: list[Any], stats: Mapping[str, Any]
+) -> str:
+    """With page numbers from 1 and no count to compare with, ask for page 0 once: a DMS that
+    answers it with other items counts from 0, and the walk missed its first page. "" if not."""
+    paging = endpoint.paging
+    if paging.style != "page" or paging.first_page != 1 or stats.get("total") is not None:
+        return ""  # other paging, or a count the walk was already held to
+    if endpoint.name == "system":
+        return ""
+    params = {**endpoint.params, paging.page_param or "": "0"}
+    if paging.size_param:
+        params[paging.size_param] = str(client.settings.page_size)
+    one_request = Paging(style="none", offset_param=None, size_param=None)
+    try:
+        zero = await client.fetch(dataclasses.replace(endpoint, params=params, paging=one_request))
+    except DmsApiError:
+        return ""  # no page 0 (a 400 or 404): pages count from 1
+    if not isinstance(zero, list) or not zero or (items and zero == items[: len(zero)]):
+        return ""  # empty, or page 1 again: nothing before the first page
+    return (
+        f"page 0 answers {len(zero)} items that page 1 does not start with: the DMS counts its "
+        "pages from 0 and the walk missed the first; set paging.first_page: 0"
+    )
 
 
 def _fields(endpoint: EndpointSettings, objects: list[dict[str, Any]]) -> tuple[FieldProbe, ...]:
