@@ -75,10 +75,10 @@ GROUPS: Mapping[str, tuple[str, ...]] = {g: spec.endpoints for g, spec in _SPECS
 GZIP_LEVEL = 1
 #: Plain bytes of a run (about: a whole number of units) and its gzip level. Runs are compressed
 #: each on its own, so they must be long enough for deflate's 32 KiB of history to pay: runs of
-#: 128 KiB at level 2 come to about 1.18x ``gzip -6`` of the whole text (units of 8 items alone
-#: made 2.5x). Every run holding a changed unit is inflated and compressed again; level 2 is the
-#: cheapest level that builds its own Huffman codes. Measured in bench/bench_scale.py
-#: (docs/performance.md).
+#: 128 KiB at level 2 come to 1.14x ``gzip -6`` of the simulator's whole exposition (units of 8
+#: items alone made 2.4-2.5x). Every run holding a changed unit is inflated and compressed
+#: again, so longer runs and higher levels cost more when changes are spread thin. Measured in
+#: bench/bench_scale.py and bench/bench_render.py (docs/performance.md).
 RUN_BYTES = 128 * 1024
 RUN_LEVEL = 2
 #: At most this many units a run (a family whose first items had no lines would make one run).
