@@ -124,8 +124,10 @@ def test_no_private_name_from_another_package() -> None:
         for target, name, line in imports:
             if not re.match(r"_[a-z]", name):
                 continue
-            target_home = target if (PACKAGE / "/".join(target.split(".")[1:])).is_dir() else (
-                target.rsplit(".", 1)[0]
+            target_home = (
+                target
+                if (PACKAGE / "/".join(target.split(".")[1:])).is_dir()
+                else (target.rsplit(".", 1)[0])
             )
             if target_home != home:
                 wrong.append(f"{module}:{line} imports {name} from {target}")

@@ -36,6 +36,7 @@ class Controlled(Protocol):
     def set_role(self, role: str) -> str: ...
     def reset_request_counts(self) -> None: ...
 
+
 CONTROL_PATH = "/_sim"
 
 

@@ -143,9 +143,7 @@ def _origin(edit: Any, file_value: Any, config_name: str) -> dict[str, Any] | No
 # -- endpoints -------------------------------------------------------------------------------
 
 
-def endpoint_rows(
-    console: Console, notes: Mapping[str, str] | None = None
-) -> list[dict[str, Any]]:
+def endpoint_rows(console: Console, notes: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """One row per endpoint for endpoint_row.html; ``notes``: what a refresh did, by endpoint."""
     store = console.exporter.store
     file_config = console.source.file_config()
