@@ -37,8 +37,8 @@ ERROR_REASONS: tuple[str, ...] = (
 )
 
 
-# The classes below look alike on purpose: one class per failure kind, so a caller can catch
-# exactly one kind, and one ``reason`` each, the label value it shows as.
+# One class per failure kind, so a caller can catch exactly one kind; each names its ``reason``
+# (the label value it shows as) in its class line, checked against ``ERROR_REASONS``.
 
 
 class DmsExporterError(Exception):
@@ -52,7 +52,13 @@ class ConfigError(DmsExporterError):
 class DmsApiError(DmsExporterError):
     """A DMS call failed. ``reason`` is one of ``ERROR_REASONS``; messages never hold secrets."""
 
-    reason = "http_error"
+    reason: str = "http_error"
+
+    def __init_subclass__(cls, *, reason: str, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if reason not in ERROR_REASONS:
+            raise ValueError(f"{cls.__name__}: reason {reason!r} is not in ERROR_REASONS")
+        cls.reason = reason
 
     def __init__(
         self,
@@ -68,22 +74,16 @@ class DmsApiError(DmsExporterError):
         self.code = code
 
 
-class DmsHttpError(DmsApiError):
+class DmsHttpError(DmsApiError, reason="http_error"):
     """A non-2xx status that is not auth, rate limiting or unavailability."""
 
-    reason = "http_error"
 
-
-class DmsAuthError(DmsApiError):
+class DmsAuthError(DmsApiError, reason="auth"):
     """Login refused, or a call still answered 401 after logging in again."""
 
-    reason = "auth"
 
-
-class DmsUnavailableError(DmsApiError):
+class DmsUnavailableError(DmsApiError, reason="unavailable"):
     """5xx (``unavailable``) or 429 (``rate_limited``); ``retry_after`` in seconds if sent."""
-
-    reason = "unavailable"
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
@@ -92,37 +92,25 @@ class DmsUnavailableError(DmsApiError):
             self.reason = "rate_limited"
 
 
-class DmsTimeoutError(DmsApiError, TimeoutError):
+class DmsTimeoutError(DmsApiError, TimeoutError, reason="timeout"):
     """The request did not complete in time."""
 
-    reason = "timeout"
 
-
-class DmsConnectionError(DmsApiError, ConnectionError):
+class DmsConnectionError(DmsApiError, ConnectionError, reason="connection"):
     """The connection could not be made or was dropped."""
 
-    reason = "connection"
 
-
-class DmsPayloadError(DmsApiError):
+class DmsPayloadError(DmsApiError, reason="payload"):
     """The body is not the JSON we expect: HTML, truncated, not JSON, or the wrong shape."""
 
-    reason = "payload"
 
-
-class DmsPageLimitError(DmsApiError):
+class DmsPageLimitError(DmsApiError, reason="page_limit"):
     """Paging went past the configured page cap."""
 
-    reason = "page_limit"
 
-
-class DmsIncompleteError(DmsApiError):
+class DmsIncompleteError(DmsApiError, reason="incomplete"):
     """Paging ended with fewer items than the DMS says the list holds."""
 
-    reason = "incomplete"
 
-
-class DmsSuspectError(DmsApiError):
+class DmsSuspectError(DmsApiError, reason="suspect"):
     """The answer parsed but was far worse than the last good one, so it was not applied."""
-
-    reason = "suspect"
