@@ -3,8 +3,9 @@
 ``state`` holds the edits and writes them atomically; ``source`` builds the running config from
 the config file and the edits (also on reload); ``service`` validates, keeps and applies an edit;
 ``devices`` searches the devices table; ``pages`` (GET) and ``edits`` (POST) are the aiohttp
-handlers, ``views`` mounts them under ``/console/``, and ``templates`` and ``static`` are the
-pages' HTML, CSS and script. See docs/console.md.
+handlers, ``frame`` what every page shares (navigation, the state on top, rendering), ``views``
+mounts them under ``/console/``, and ``templates`` and ``static`` are the pages' HTML, CSS and
+script. See docs/console.md.
 """
 
 from __future__ import annotations

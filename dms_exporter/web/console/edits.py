@@ -16,16 +16,8 @@ from multidict import MultiDictProxy
 from yarl import URL
 
 from ...model import ENDPOINTS
-from .pages import (
-    CONSOLE_KEY,
-    Refused,
-    device_page,
-    devices_page,
-    endpoint_rows,
-    endpoints_page,
-    page_response,
-    settings_page,
-)
+from .frame import CONSOLE_KEY, Refused, page_response
+from .pages import device_page, devices_page, endpoint_rows, endpoints_page, settings_page
 from .service import EditError
 
 __all__ = ["description_edit", "endpoint_edit", "endpoint_refresh", "settings_edit"]

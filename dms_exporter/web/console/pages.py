@@ -1,4 +1,4 @@
-"""The console's pages: every GET handler and the parts they share.
+"""The console's pages: every GET handler (what every page shares is in ``frame``).
 
 Pages only read: the store's tables and statuses, the running config and the console's edits.
 An edit that was refused renders its page again through these handlers, with the message next
@@ -9,27 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp_jinja2
 from aiohttp import web
-from yarl import URL
 
-from ... import __version__
 from ...exposition.families import DisplayNames
 from ...model import ALARM_SEVERITIES, Table
-from ...vocabulary import encodable
 from .devices import SORTS, DeviceQuery
+from .frame import CONSOLE_KEY, SHOWN, Refused, format_seconds, render_page
 from .service import Console
 
 __all__ = [
-    "CONSOLE_KEY",
-    "SHOWN",
-    "Refused",
     "alarms_page",
     "authorization_page",
     "destinations_page",
@@ -37,100 +29,10 @@ __all__ = [
     "devices_page",
     "endpoint_rows",
     "endpoints_page",
-    "page_response",
     "settings_page",
 ]
 
-CONSOLE_KEY = web.AppKey("console", Console)
 PER_PAGE = 50
-
-#: (path, title) of every page, in the order of the navigation bar.
-PAGES = (
-    ("endpoints", "Endpoints"),
-    ("devices", "Devices"),
-    ("authorization", "Authorization"),
-    ("destinations", "Destinations"),
-    ("alarms", "Alarms"),
-    ("settings", "Settings"),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """An edit that was refused, shown again on its page: the message by field, the values the
-    operator typed, the HTTP status, and the page's URL (None: the request's)."""
-
-    errors: Mapping[Any, str]
-    values: Mapping[Any, str] = field(default_factory=dict)
-    status: int = 400
-    url: URL | None = None
-
-
-SHOWN = Refused({}, status=200)  # a plain page view: nothing refused
-
-
-# -- shared page parts ---------------------------------------------------------------------
-
-
-def _common(request: web.Request, page: str) -> dict[str, Any]:
-    """What every page shows: navigation, and the DMS and login state on top."""
-    console = request.app[CONSOLE_KEY]
-    store = console.exporter.store
-    system = store.tables["system"]
-    info = system.rows[0] if system is not None and system.rows else None
-    statuses = store.statuses()
-    auth_failing = [s.endpoint for s in statuses if s.last_result == "auth"]
-    return {
-        "page": page,
-        "pages": PAGES,
-        "version": __version__,
-        "dms_url": store.links.active or console.exporter.config.dms.url,
-        "links": store.links,
-        # every member of a failover list was asked and says it is a standby
-        "no_active_member": all(store.links.standby.get(url) for url in store.links.urls),
-        "dms_up": store.dms_up,
-        "ready": store.ready,
-        "system": info,
-        "login": store.login,
-        "auth_failing": auth_failing,
-        "config_name": os.path.basename(console.source.name),
-        "config_path": console.source.name,
-        "state_path": console.source.state.path,
-        "now": time.time(),
-    }
-
-
-def _render(
-    request: web.Request, template: str, page: str, refused: Refused = SHOWN, **more: Any
-) -> web.Response:
-    context = {**_common(request, page), "errors": refused.errors, "values": refused.values}
-    context.update(more)
-    html = aiohttp_jinja2.render_string(template, request, context)
-    return page_response(html, status=refused.status)
-
-
-def page_response(html: str, status: int = 200) -> web.Response:
-    """An HTML answer; text UTF-8 cannot carry (a lone surrogate that came in) is replaced."""
-    return web.Response(text=encodable(html), content_type="text/html", status=status)
-
-
-def format_seconds(value: float | None) -> str:
-    """A duration as the config writes it: ``500ms``, ``30s``, ``5m``, ``1h``, ``90s``."""
-    if value is None:
-        return ""
-    if value < 1:
-        return f"{value * 1000:.0f}ms"
-    for unit, size in (("h", 3600), ("m", 60)):
-        if value >= size and value % size == 0:
-            return f"{value / size:g}{unit}"
-    return f"{value:g}s"
-
-
-def format_utc(value: float | None) -> str:
-    """A Unix time as UTC text (the page's script shows it in the browser's local time)."""
-    if value is None:
-        return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
 
 
 def _origin(edit: Any, file_value: Any, config_name: str) -> dict[str, Any] | None:
@@ -177,7 +79,7 @@ async def endpoints_page(
     """Every endpoint: switch, interval, last poll and success, result, Refresh; ``notes`` by
     endpoint under its Refresh button (what a refresh did)."""
     console = request.app[CONSOLE_KEY]
-    return _render(
+    return render_page(
         request,
         "endpoints.html",
         "endpoints",
@@ -255,7 +157,7 @@ async def devices_page(request: web.Request, refused: Refused = SHOWN) -> web.Re
         )
         if v
     }
-    return _render(
+    return render_page(
         request,
         "devices.html",
         "devices",
@@ -304,7 +206,7 @@ async def device_page(request: web.Request, refused: Refused = SHOWN) -> web.Res
         for a in _rows(tables["authorizations"])
         if a.device_id == device_id and (allow_schedule or a.source != "schedule")
     ]
-    return _render(
+    return render_page(
         request,
         "device.html",
         "devices",
@@ -376,7 +278,7 @@ async def authorization_page(request: web.Request) -> web.Response:
     ]
     per_device = await console.authorized_services()
     page_rows, pager = _paged(request, per_device)
-    return _render(
+    return render_page(
         request,
         "authorization.html",
         "authorization",
@@ -399,7 +301,7 @@ async def destinations_page(request: web.Request) -> web.Response:
     name_of = DisplayNames(tables["devices"], store.context)
     rows = [(d, name_of(d.device_id)) for d in _rows(tables["destinations"])]
     page_rows, pager = _paged(request, rows)
-    return _render(
+    return render_page(
         request,
         "destinations.html",
         "destinations",
@@ -423,7 +325,7 @@ async def alarms_page(request: web.Request) -> web.Response:
     ]
     alarms.sort(key=lambda a: -(a.asserted_time or 0.0))
     page_rows, pager = _paged(request, alarms)
-    return _render(
+    return render_page(
         request,
         "alarms.html",
         "alarms",
@@ -446,7 +348,7 @@ async def settings_page(request: web.Request, refused: Refused = SHOWN) -> web.R
     config = console.exporter.config
     file_config = console.source.file_config()
     edits = console.source.edits
-    return _render(
+    return render_page(
         request,
         "settings.html",
         "settings",

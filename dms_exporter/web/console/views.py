@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 
 from . import edits, pages
-from .pages import CONSOLE_KEY, format_seconds, format_utc
+from .frame import CONSOLE_KEY, format_seconds, format_utc
 from .service import Console
 from .state import MAX_DESCRIPTION
 
