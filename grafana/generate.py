@@ -50,6 +50,14 @@ def state_code(metric: str, states: list[str], sel: str, by: str = "") -> str:
     return f"sum{grouping} (\n    " + "\n  or ".join(parts) + "\n)"
 
 
+def by(labels: str, expr: str, agg: str = "sum", *, sort: bool = False) -> tuple[str, str]:
+    """`agg by (labels) (expr)` and the legend naming each series by those labels, so that the
+    two cannot disagree; sort=True puts the largest first (bar gauges)."""
+    query = f"{agg} by ({labels}) ({expr})"
+    legend = " ".join("{{" + label.strip() + "}}" for label in labels.split(","))
+    return (f"sort_desc({query})" if sort else query), legend
+
+
 def mappings(states: list[tuple[str, str]]) -> list[Json]:
     """Value mappings 1..n -> (state name, colour), matching state_code()."""
     return value_map({i: state for i, state in enumerate(states, 1)})
@@ -499,6 +507,7 @@ def dashboard(
 
 
 # --- the dashboards -------------------------------------------------------------------------
+# One call per panel: panels of one kind look alike because they are declarations, not logic.
 
 
 @dashboard("dms-fleet-overview", "DMS / Fleet overview")
@@ -521,14 +530,11 @@ def fleet_overview(lay: Layout) -> list[Json]:
                        thresholds=[(None, "green"), (0.9, "orange"), (1, "red")],
                        description="Managed devices over the DMS's licensed device count."))
     lay.add(12, 8, timeseries("Devices by connection state",
-                              f"sum by (connection_state) (dms_devices{{{S}}})",
-                              "{{connection_state}}", stack=True))
-    lay.add(6, 8, bargauge("Devices by model", f"sort_desc(sum by (model) (dms_devices{{{S}}}))",
-                           "{{model}}"))
+                              *by("connection_state", f"dms_devices{{{S}}}"), stack=True))
+    lay.add(6, 8, bargauge("Devices by model", *by("model", f"dms_devices{{{S}}}", sort=True)))
     lay.add(6, 8, bargauge(
         "Devices by authorization state",
-        f"sum by (authorization_state) (dms_devices_by_authorization_state{{{S}}})",
-        "{{authorization_state}}",
+        *by("authorization_state", f"dms_devices_by_authorization_state{{{S}}}"),
     ))
     lay.add(12, 10, table(
         "Devices by site",
@@ -544,9 +550,8 @@ def fleet_overview(lay: Layout) -> list[Json]:
     ))
     lay.add(12, 10, timeseries(
         "Offline devices by site",
-        f"count by (site) (\n  {offline}\n"
-        f"  * on(job, instance, device_id) group_left(site) dms_device_info{{{S}}}\n)",
-        "{{site}}",
+        *by("site", f"\n  {offline}\n"
+            f"  * on(job, instance, device_id) group_left(site) dms_device_info{{{S}}}\n", "count"),
         stack=True,
     ))
     lay.add(24, 10, table(
@@ -573,8 +578,7 @@ def fleet_overview(lay: Layout) -> list[Json]:
     ))
     lay.add(12, 8, bargauge(
         "Devices by control mode",
-        f"sum by (control_mode) (dms_devices_by_control_mode{{{S}}})",
-        "{{control_mode}}",
+        *by("control_mode", f"dms_devices_by_control_mode{{{S}}}"),
         description="local: someone at the site controls the device, not the DMS.",
     ))
     # fmt: on
@@ -623,8 +627,7 @@ def device(lay: Layout) -> list[Json]:
     ))
     lay.add(12, 7, timeseries(
         "Authorized services by source",
-        f"sum by (source) (dms_device_authorized_services{{{d}}})",
-        "{{source}}",
+        *by("source", f"dms_device_authorized_services{{{d}}}"),
         stack=True,
         description="Rows of /authorizations with authorized: true for this device.",
     ))
@@ -681,14 +684,11 @@ def alarms(lay: Layout) -> list[Json]:
                            thresholds=[(None, "green"), (1, color)], background=True))
     lay.add(4, 4, stat("Oldest active alarm", f"time() - min({alarm})", unit="s"))
     lay.add(12, 8, timeseries("Active alarms by severity",
-                              f'sum by (severity) (dms_alarms{{{a}, state="active"}})',
-                              "{{severity}}", stack=True))
-    lay.add(6, 8, bargauge("Active alarms by code", f"sort_desc(count by (code) ({alarm}))",
-                           "{{code}}"))
+                              *by("severity", f'dms_alarms{{{a}, state="active"}}'), stack=True))
+    lay.add(6, 8, bargauge("Active alarms by code", *by("code", alarm, "count", sort=True)))
     lay.add(6, 8, bargauge(
         "Active alarms by site",
-        f"sort_desc(count by (site) ({alarm} {site_join}))",
-        "{{site}}",
+        *by("site", f"{alarm} {site_join}", "count", sort=True),
         description="Device alarms only: alarms raised by the DMS itself have no site.",
     ))
     lay.add(24, 12, table(
@@ -712,15 +712,13 @@ def alarms(lay: Layout) -> list[Json]:
     ))
     lay.add(12, 8, timeseries(
         "Active alarms by source",
-        f'sum by (source) (dms_alarms{{{a}, state="active"}})',
-        "{{source}}",
+        *by("source", f'dms_alarms{{{a}, state="active"}}'),
         stack=True,
         description="device: raised by a device; dms: raised by the DMS itself.",
     ))
     lay.add(24, 8, timeseries(
         "Cleared alarms held by the DMS",
-        f'sum by (severity) (dms_alarms{{{a}, state="cleared"}})',
-        "{{severity}}",
+        *by("severity", f'dms_alarms{{{a}, state="cleared"}}'),
         stack=True,
         description="Only with alarms.retrieval: all in the exporter's configuration (the "
         "exporter then polls the DMS's whole alarm history). Empty with the default, active.",
@@ -768,14 +766,12 @@ def authorization(lay: Layout) -> list[Json]:
     ))
     lay.add(12, 8, timeseries(
         "Devices by authorization state",
-        f"sum by (authorization_state) (dms_devices_by_authorization_state{{{S}}})",
-        "{{authorization_state}}",
+        *by("authorization_state", f"dms_devices_by_authorization_state{{{S}}}"),
         stack=True,
     ))
     lay.add(12, 8, timeseries(
         "Authorized services by source, all devices",
-        f"sum by (source) (dms_service_authorized_devices{{{S}}})",
-        "{{source}}",
+        *by("source", f"dms_service_authorized_devices{{{S}}}"),
         stack=True,
         description="Device x service rows with authorized: true (/authorizations), summed"
         " over services from the fleet-level dms_service_authorized_devices.",
