@@ -24,7 +24,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -80,6 +80,14 @@ _CONNECTION_FIELDS = (
     "url", "standby_urls", "username", "password", "auth", "login_path", "proxy", "proxy_url",
     "tls", "login", "token_header", "api_key_header",
 )  # fmt: skip
+
+
+class Reply(NamedTuple):
+    """An answer read whole: the response, its body (not decoded) and the redirects on the way."""
+
+    response: aiohttp.ClientResponse
+    body: bytes
+    hops: tuple[aiohttp.ClientResponse, ...]
 
 
 class DmsClient:
@@ -295,28 +303,29 @@ class DmsClient:
 
         ``send``: the keywords of ``_send`` (``params``, ``token``, ``url``, ``base``...);
         ``headers_out`` receives the answer's ``Link`` header and its status (as ``:status``)."""
-        response, body, _ = await self._send(endpoint, method, path, **send)
+        reply = await self._send(endpoint, method, path, **send)
         if headers_out is not None:  # for paging (Link) and --probe (the status)
-            headers_out[":status"] = str(response.status)
-            if "Link" in response.headers:
-                headers_out["Link"] = response.headers["Link"]
-        return await self._decode(endpoint, method, path, response, body)
+            headers = reply.response.headers
+            headers_out[":status"] = str(reply.response.status)
+            if "Link" in headers:
+                headers_out["Link"] = headers["Link"]
+        return await self._decode(endpoint, method, path, reply)
 
     async def answer(
         self, endpoint: EndpointSettings, method: str, path: str, *, json: bool, **kwargs: Any
     ) -> Answer:
         """The login's answer (``auth.Transport.answer``): headers, cookies set, JSON."""
-        response, body, hops = await self._send(endpoint, method, path, **kwargs)
+        reply = await self._send(endpoint, method, path, **kwargs)
         cookies: dict[str, str] = {}
-        for step in (*hops, response):
+        for step in (*reply.hops, reply.response):
             cookies.update((name, m.value) for name, m in step.cookies.items() if m.value)
         try:
-            decoded = await self._decode(endpoint, method, path, response, body)
+            decoded = await self._decode(endpoint, method, path, reply)
         except DmsPayloadError:
             if json:
                 raise
             decoded = None  # the token is elsewhere: the body may be empty, a page, anything
-        return Answer(response.headers, cookies, decoded)
+        return Answer(reply.response.headers, cookies, decoded)
 
     async def _send(
         self,
@@ -331,12 +340,11 @@ class DmsClient:
         headers: dict[str, str] | None = None,
         url: str | None = None,
         base: str | None = None,
-    ) -> tuple[aiohttp.ClientResponse, bytes, tuple[aiohttp.ClientResponse, ...]]:
-        """One HTTP request up to a 2xx answer: the response, its body (not decoded) and the
-        redirects on the way. The request goes to ``base + path``, ``base`` by default the active
-        DMS URL; ``url`` replaces that. A call redirected to an HTML page or the login path is a
-        ``DmsAuthError`` (the session ended), unless it is the login itself; a redirect to another
-        origin is not followed (``_exchange``)."""
+    ) -> Reply:
+        """One HTTP request up to a 2xx answer, read whole. The request goes to ``base + path``,
+        ``base`` by default the active DMS URL; ``url`` replaces that. A call redirected to an
+        HTML page or the login path is a ``DmsAuthError`` (the session ended), unless it is the
+        login itself; a redirect to another origin is not followed (``_exchange``)."""
         settings = self.settings
         base = base or self._links.active
         if token and token not in self._tokens:  # masked even after a new login replaced it
@@ -372,7 +380,7 @@ class DmsClient:
         login = path == settings.login_path and token is None
         exchange.add_done_callback(functools.partial(self._exchange_done, base, login))
         try:
-            response, body, hops = await asyncio.shield(exchange)
+            reply = await asyncio.shield(exchange)
         except TimeoutError as exc:
             detail = f"no answer within dms.timeout={settings.timeout:g}s"
             raise self.error(DmsTimeoutError, endpoint, method, path, detail) from exc
@@ -385,6 +393,7 @@ class DmsClient:
         except (aiohttp.ClientError, OSError) as exc:
             detail = f"connection failed: {self._excerpt(str(exc)) or type(exc).__name__}"
             raise self.error(DmsConnectionError, endpoint, method, path, detail) from exc
+        response, hops = reply.response, reply.hops
         status = response.status
         target = _redirect_target(response)
         if target is not None:  # not followed: another origin, or too many
@@ -393,12 +402,12 @@ class DmsClient:
             detail = f"HTTP {status}: " + (why if away else f"more than {MAX_REDIRECTS} redirects")
             raise self.error(DmsHttpError, endpoint, method, path, detail, status=status)
         if not 200 <= status < 300:
-            raise self._status_error(endpoint, method, path, response, body)
+            raise self._status_error(endpoint, method, path, reply)
         if hops and not login and self._at_login_page(response):
             to = self._excerpt(response.url.path)
             detail = f"the session ended: redirected to {to}"
             raise self.error(DmsAuthError, endpoint, method, path, detail, status=hops[0].status)
-        return response, body, hops
+        return reply
 
     def _at_login_page(self, response: aiohttp.ClientResponse) -> bool:
         """Whether a redirected call ended at a login page: HTML, or the login path."""
@@ -406,16 +415,11 @@ class DmsClient:
         return response.content_type == "text/html" or response.url.path == login_path
 
     async def _decode(
-        self,
-        endpoint: EndpointSettings,
-        method: str,
-        path: str,
-        response: aiohttp.ClientResponse,
-        body: bytes,
+        self, endpoint: EndpointSettings, method: str, path: str, reply: Reply
     ) -> Any:
         """The JSON of a 2xx answer, or a ``DmsPayloadError``."""
-        status = response.status
-        if response.content_type == "text/html":
+        body, status = reply.body, reply.response.status
+        if reply.response.content_type == "text/html":
             detail = f"HTTP {status}: an HTML page, not JSON (a proxy or login page?)"
             raise self.error(DmsPayloadError, endpoint, method, path, detail, status=status)
         try:
@@ -437,11 +441,11 @@ class DmsClient:
         form_body: dict[str, str] | None,
         headers: dict[str, str] | None,
         proxy: str | None,
-    ) -> tuple[aiohttp.ClientResponse, bytes, tuple[aiohttp.ClientResponse, ...]]:
-        """Send one request and read the whole answer, within ``dms.timeout``; ``(answer, body,
-        redirects)``. Redirects are followed here, up to ``MAX_REDIRECTS`` and only on the
-        request's own scheme, host and port: aiohttp would carry a token sent in a header other
-        than ``Authorization`` (``X-Auth-Token``) to any server a redirect names."""
+    ) -> Reply:
+        """Send one request and read the whole answer, within ``dms.timeout``. Redirects are
+        followed here, up to ``MAX_REDIRECTS`` and only on the request's own scheme, host and port:
+        aiohttp would carry a token sent in a header other than ``Authorization`` (``X-Auth-Token``)
+        to any server a redirect names."""
         hops: list[aiohttp.ClientResponse] = []
         async with asyncio.timeout(self.settings.timeout):
             while True:
@@ -458,9 +462,9 @@ class DmsClient:
                     body = await _read_capped(response)
                 target = _redirect_target(response)
                 if target is None or origin(target) != origin(response.url):
-                    return response, body, tuple(hops)
+                    return Reply(response, body, tuple(hops))
                 if len(hops) == MAX_REDIRECTS:
-                    return response, body, tuple(hops)
+                    return Reply(response, body, tuple(hops))
                 hops.append(response)
                 url, params = str(target), None  # the target carries its own query
                 if response.status == 303 or (response.status in (301, 302) and method != "GET"):
@@ -478,7 +482,7 @@ class DmsClient:
         elif error is not None:
             answered = False  # connection failed or timed out
         else:
-            response = task.result()[0]
+            response = task.result().response
             # a 503 with Retry-After is a busy member asking for less load, not a dead one
             wait = response.headers.get("Retry-After") if response.status == 503 else None
             answered = response.status < 500 or _retry_after(wait) is not None
@@ -533,14 +537,10 @@ class DmsClient:
                 self._move(0, "the main is back", login)
 
     def _status_error(
-        self,
-        endpoint: EndpointSettings,
-        method: str,
-        path: str,
-        response: aiohttp.ClientResponse,
-        body: bytes,
+        self, endpoint: EndpointSettings, method: str, path: str, reply: Reply
     ) -> DmsApiError:
         """The error for a non-2xx answer, with the DMS's ``{"error": {code, message}}``."""
+        response, body = reply.response, reply.body
         status = response.status
         code, message = _dms_error(body)
         code, message = (code and self._excerpt(code)) or None, self._excerpt(message)
