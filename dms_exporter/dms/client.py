@@ -13,7 +13,6 @@ whole but is not JSON, is HTML, or has the wrong shape is a ``DmsPayloadError``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import functools
 import json
@@ -50,7 +49,7 @@ from ..vocabulary import encodable
 from .auth import Answer, Login, basic_header, refusal_text
 from .budget import Budget
 from .cookies import OriginJar, origin
-from .failover import Links, is_standby
+from .failover import Failover
 from .paging import Page, PagingError, collect
 
 __all__ = ["DmsClient"]
@@ -70,11 +69,6 @@ PRIORITY_ENDPOINTS = frozenset({"alarms", "system"})
 #: The longest a Retry-After of the DMS holds back every request (longer hints are cut to it,
 #: so that data does not go stale for a typo in a proxy's header).
 MAX_PAUSE = 600.0
-#: The system endpoint as the failback check asks for it when no poll of it was seen.
-_SYSTEM = EndpointSettings(
-    name="system", enabled=True, interval=60.0, timeout=30.0, stale_after=180.0,
-    path="/system/info", params={}, fields={},
-)  # fmt: skip
 #: The settings that decide which DMS is reached and how one logs in to it.
 _CONNECTION_FIELDS = (
     "url", "standby_urls", "username", "password", "auth", "login_path", "proxy", "proxy_url",
@@ -100,23 +94,23 @@ class DmsClient:
         *,
         clock: Callable[[], float] = time.time,
         links: DmsLinks | None = None,
-    ) -> None:
+    ) -> None:  # shaped like Exporter's: each takes a clock for tests, nothing else is shared
         """``login_state`` receives the login counts and backoff, ``links`` the active URL and
         reachability (new ones if not given); ``clock`` (Unix time) times the login backoff."""
         self.settings = settings
         self._known_secrets = known_secrets(settings)
         self._tokens: list[str] = []  # the last tokens sent
-        self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._jar: OriginJar | None = None  # the session's cookies
         self._budget = Budget(settings.max_concurrency)
-        urls = (settings.url, *settings.standby_urls)
-        self._links = Links(urls, links or DmsLinks(), settings.failover_hold)
-        self._login = Login(self, login_state or LoginState(), clock=clock, url=settings.url)
-        self._failback: asyncio.Task[None] | None = None
-        self._system: EndpointSettings | None = None  # the system endpoint, for failback checks
+        self._failover = Failover(self, login_state or LoginState(), links or DmsLinks(), clock)
         #: loop time before which no request starts (a Retry-After of the DMS, for everyone)
         self.paused_until = 0.0
+
+    @property
+    def _login(self) -> Login:
+        """The login at the member talked to now (a failover brings a new one)."""
+        return self._failover.login
 
     @property
     def login_warning(self) -> str:
@@ -137,7 +131,7 @@ class DmsClient:
         """Adopt settings that keep the session and the token (timeouts, paging, the budget);
         see ``same_connection``."""
         self._budget.resize(settings.max_concurrency)
-        self._links.hold = settings.failover_hold
+        self._failover.links.hold = settings.failover_hold
         self.settings = settings
 
     async def __aenter__(self) -> Self:
@@ -149,11 +143,7 @@ class DmsClient:
     async def close(self) -> None:
         """Close the session (and stop checking for failback); a later ``fetch`` opens a new
         session."""
-        if self._failback is not None:
-            self._failback.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._failback
-            self._failback = None
+        await self._failover.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -172,15 +162,10 @@ class DmsClient:
         of ``dms.max_pages`` pages instead of failing with ``page_limit`` (``--probe.pages``)."""
         try:
             async with asyncio.timeout(endpoint.timeout):
-                active = self._links.active
+                active = self._failover.links.active
                 body = await self._fetch(endpoint, on_page, stats, truncate)
                 if endpoint.name == "system":
-                    self._system = endpoint
-                    standby = is_standby(body, endpoint.fields.get("role", "role"))
-                    now = asyncio.get_running_loop().time()
-                    to = self._links.note_role(active, standby, now)
-                    if to is not None:
-                        self._move(to, "it is a standby")
+                    self._failover.note_system(active, endpoint, body)
                 return body
         except DmsApiError:
             raise
@@ -238,7 +223,7 @@ class DmsClient:
     def _same_origin(self, endpoint: EndpointSettings, link: str) -> str:
         """A next link as an absolute URL; refused unless on the DMS's own scheme, host and
         port (the token must never go to another server)."""
-        base = self._links.active + endpoint.path
+        base = self._failover.links.active + endpoint.path
         url = urljoin(base, link)
         if urlsplit(url)[:2] != urlsplit(base)[:2]:
             detail = f"the next link leads away from the DMS: {self._excerpt(link)}"
@@ -346,7 +331,7 @@ class DmsClient:
         HTML page or the login path is a ``DmsAuthError`` (the session ended), unless it is the
         login itself; a redirect to another origin is not followed (``_exchange``)."""
         settings = self.settings
-        base = base or self._links.active
+        base = base or self._failover.links.active
         if token and token not in self._tokens:  # masked even after a new login replaced it
             self._tokens = [*self._tokens[-3:], token]
         if token and settings.login.sends_token:
@@ -411,7 +396,7 @@ class DmsClient:
 
     def _at_login_page(self, response: aiohttp.ClientResponse) -> bool:
         """Whether a redirected call ended at a login page: HTML, or the login path."""
-        login_path = urlsplit(self._links.active + self.settings.login_path).path
+        login_path = urlsplit(self._failover.links.active + self.settings.login_path).path
         return response.content_type == "text/html" or response.url.path == login_path
 
     async def _decode(
@@ -486,55 +471,7 @@ class DmsClient:
             # a 503 with Retry-After is a busy member asking for less load, not a dead one
             wait = response.headers.get("Retry-After") if response.status == 503 else None
             answered = response.status < 500 or _retry_after(wait) is not None
-        if self._links.note(base, answered, login=login):
-            to = self._links.next_index()
-            if to is not None:
-                self._move(to, "no answer")
-
-    def _move(self, index: int, why: str, login: Login | None = None) -> None:
-        """Talk to ``urls[index]`` from now on, with ``login`` (else a new one: a token of one
-        member is no good at another); check for failback while away from the main."""
-        links = self._links
-        if index == links.index:
-            return
-        links.move(index, why)
-        state = self._login.state
-        state.next_attempt, state.refusals = None, 0  # the backoff was for the other member
-        if login is None:
-            login = Login(self, state, clock=self._clock, url=links.active)
-        login.state = state
-        self._login = login
-        if not links.on_main and (self._failback is None or self._failback.done()):
-            self._failback = asyncio.get_running_loop().create_task(
-                self._check_main(), name="dms-failback"
-            )
-
-    async def _check_main(self) -> None:
-        """Every ``dms.failback_interval`` while away from the main: log in to the main (with
-        a login of its own) and GET its system info; move back once it answers as active."""
-        main = self._links.urls[0]
-        login: Login | None = None
-        while not self._links.on_main:
-            await asyncio.sleep(self.settings.failback_interval)
-            endpoint = self._system or _SYSTEM
-            if login is None or login.state.last_result in ("unreachable", "error"):
-                # this check already waits failback_interval between tries; only a refused
-                # login keeps the backoff (so the account is not locked)
-                state = LoginState(counts=self._login.state.counts)
-                login = Login(self, state, clock=self._clock, url=main)
-            try:
-                token = None if self.settings.auth != "token" else await login.token(endpoint)
-                async with asyncio.timeout(endpoint.timeout):
-                    body = await self.request(
-                        endpoint, "GET", endpoint.path, token=token, base=main
-                    )
-            except (DmsApiError, TimeoutError) as exc:
-                log.debug("the main DMS is not back", extra={"url": main, "error": str(exc)})
-                continue
-            standby = is_standby(body, endpoint.fields.get("role", "role"))
-            self._links.note_role(main, standby, asyncio.get_running_loop().time())
-            if not standby:
-                self._move(0, "the main is back", login)
+        self._failover.note(base, answered, login=login)
 
     def _status_error(
         self, endpoint: EndpointSettings, method: str, path: str, reply: Reply

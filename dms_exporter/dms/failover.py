@@ -9,19 +9,25 @@ less load (the client honours the wait). It also moves when the active member's
 is not known to be unreachable and has not said the same within ``dms.failover_hold``: when
 every member says standby it stays where it is, and looks again once the hold has passed. While
 it is away from the main, the client checks every ``dms.failback_interval`` whether the main
-answers and is active again, and moves back if so. ``Links`` keeps the decision; the client does
-the move.
+answers and is active again, and moves back if so. ``Links`` keeps the decision; ``Failover``
+does the move (with a login of the new member) and the failback checks, for the client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Protocol
 
-from ..model import DmsLinks
+from ..config import EndpointSettings
+from ..errors import DmsApiError
+from ..model import DmsLinks, LoginState
+from .auth import Login, Transport
 
-__all__ = ["FAILOVER_AFTER", "STANDBY_ROLES", "Links", "is_standby"]
+__all__ = ["FAILOVER_AFTER", "STANDBY_ROLES", "Failover", "Links", "Member", "is_standby"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,11 @@ log = logging.getLogger(__name__)
 FAILOVER_AFTER = 3
 #: ``role`` values of ``/system/info`` that mean "not the active member" (upper case).
 STANDBY_ROLES = frozenset({"BACKUP", "STANDBY", "PASSIVE", "SECONDARY"})
+#: The system endpoint as the failback check asks for it when no poll of it was seen.
+_SYSTEM = EndpointSettings(
+    name="system", enabled=True, interval=60.0, timeout=30.0, stale_after=180.0,
+    path="/system/info", params={}, fields={},
+)  # fmt: skip
 
 
 def is_standby(system: Any, role_field: str = "role") -> bool:
@@ -113,3 +124,104 @@ class Links:
         level = logging.INFO if index == 0 else logging.WARNING
         what = "DMS failback to the main" if index == 0 else "DMS failover"
         log.log(level, what, extra={"from_url": old, "to_url": self.active, "why": why})
+
+
+class Member(Transport, Protocol):
+    """What a failover needs of the client: a login's ``Transport``, and one request."""
+
+    @property
+    def request(self) -> Callable[..., Awaitable[Any]]:
+        """``(endpoint, method, path, token=, base=)``: the JSON of a 2xx answer, else a
+        ``DmsApiError``."""
+
+
+class Failover:
+    """Which member of a DMS ``client`` talks to, and its login there (``login``): moves on
+    ``Links``' decision and, while away from the main, checks for it (``close`` stops that)."""
+
+    def __init__(
+        self,
+        client: Member,
+        login_state: LoginState,
+        links: DmsLinks,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``login_state`` and ``links`` receive the login counts and backoff, and the active
+        URL and reachability; ``clock`` (Unix time) times the login backoff."""
+        settings = client.settings
+        urls = (settings.url, *settings.standby_urls)
+        self.links = Links(urls, links, settings.failover_hold)
+        self.login = Login(client, login_state, clock=clock, url=settings.url)
+        self.system: EndpointSettings | None = None  # the system endpoint, for failback checks
+        self._client = client
+        self._clock = clock
+        self._failback: asyncio.Task[None] | None = None
+
+    def note(self, url: str, answered: bool, *, login: bool) -> None:
+        """A request to ``url`` got an answer (or not); move on if the active URL keeps not
+        answering (``Links.note``)."""
+        if self.links.note(url, answered, login=login):
+            to = self.links.next_index()
+            if to is not None:
+                self.move(to, "no answer")
+
+    def note_system(self, url: str, endpoint: EndpointSettings, system: Any) -> None:
+        """The system info ``url`` answered: move on if it says it is a standby."""
+        self.system = endpoint
+        standby = is_standby(system, endpoint.fields.get("role", "role"))
+        to = self.links.note_role(url, standby, asyncio.get_running_loop().time())
+        if to is not None:
+            self.move(to, "it is a standby")
+
+    async def close(self) -> None:
+        """Stop checking for failback."""
+        if self._failback is not None:
+            self._failback.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._failback
+            self._failback = None
+
+    def move(self, index: int, why: str, login: Login | None = None) -> None:
+        """Talk to ``urls[index]`` from now on, with ``login`` (else a new one: a token of one
+        member is no good at another); check for failback while away from the main."""
+        links = self.links
+        if index == links.index:
+            return
+        links.move(index, why)
+        state = self.login.state
+        state.next_attempt, state.refusals = None, 0  # the backoff was for the other member
+        if login is None:
+            login = Login(self._client, state, clock=self._clock, url=links.active)
+        login.state = state
+        self.login = login
+        if not links.on_main and (self._failback is None or self._failback.done()):
+            self._failback = asyncio.get_running_loop().create_task(
+                self._check_main(), name="dms-failback"
+            )
+
+    async def _check_main(self) -> None:
+        """Every ``dms.failback_interval`` while away from the main: log in to the main (with
+        a login of its own) and GET its system info; move back once it answers as active."""
+        main = self.links.urls[0]
+        login: Login | None = None
+        while not self.links.on_main:
+            await asyncio.sleep(self._client.settings.failback_interval)
+            endpoint, auth = self.system or _SYSTEM, self._client.settings.auth
+            if login is None or login.state.last_result in ("unreachable", "error"):
+                # this check already waits failback_interval between tries; only a refused
+                # login keeps the backoff (so the account is not locked)
+                state = LoginState(counts=self.login.state.counts)
+                login = Login(self._client, state, clock=self._clock, url=main)
+            try:
+                token = None if auth != "token" else await login.token(endpoint)
+                async with asyncio.timeout(endpoint.timeout):
+                    body = await self._client.request(
+                        endpoint, "GET", endpoint.path, token=token, base=main
+                    )
+            except (DmsApiError, TimeoutError) as exc:
+                log.debug("the main DMS is not back", extra={"url": main, "error": str(exc)})
+                continue
+            standby = is_standby(body, endpoint.fields.get("role", "role"))
+            self.links.note_role(main, standby, asyncio.get_running_loop().time())
+            if not standby:
+                self.move(0, "the main is back", login)
