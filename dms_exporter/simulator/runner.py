@@ -154,6 +154,7 @@ class Simulator:
 
     async def stop(self) -> None:
         """Stop ticking and serving; safe to call twice."""
+        # cancelled as the exporter's failback check is: the simulator imports nothing of it
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

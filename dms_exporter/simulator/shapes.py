@@ -51,6 +51,8 @@ class ListShape:
     back as ``cursor_param``) or ``none`` (everything in one answer).
     """
 
+    # Field lists with defaults, alike in shape to the dialect below and to other settings
+    # dataclasses (the console's DeviceQuery): declarations, and the simulator shares no code.
     items: str | None = "items"
     total: str | None = "total"
     paging: str = "offset"
@@ -137,6 +139,7 @@ APPLIANCE_FIELDS: dict[str, tuple[Served, ...]] = {
 }
 
 
+# The presets here and in LOGIN_SHAPES look alike on purpose: one DMS dialect each, as data.
 LIST_SHAPES: dict[str, ListShape] = {
     "default": ListShape(echo=True),
     "bare": ListShape(items=None, total=None, paging="none"),
