@@ -58,21 +58,29 @@ def _tally(devices: Sequence[Device]) -> Counter[tuple[str, ...]]:
 
 def _derived(counts: Counter[tuple[str, ...]], tables: Tables, ctx: RenderContext) -> Sources:
     present = tables.get("devices") is not None
-    by_model_state = {(k[1], k[2]): n for k, n in counts.items() if k[0] == "model"}
-    by_authorization = {k[1]: n for k, n in counts.items() if k[0] == "authorization"}
+    by_kind: dict[str, dict[tuple[str, ...], int]] = {}
+    for key, n in counts.items():  # one pass: the site keys are tens of thousands
+        by_kind.setdefault(key[0], {})[key[1:]] = n
+    by_model_state = by_kind.get("model", {})
+    by_authorization = {k: n for (k,), n in by_kind.get("authorization", {}).items()}
+    by_control = {k: n for (k,), n in by_kind.get("control", {}).items()}
+    members = by_kind.get("member", {})
     groups = tables.get("groups")
 
     def group_size(group: Group) -> int | None:
         if group.device_count is not None:
             return group.device_count
-        return counts["member", group.id] if present else None
+        return members.get((group.id,), 0) if present else None
 
-    by_site = {k[1:]: n for k, n in counts.items() if k[0] == "site"}
-    by_control = {k[1]: n for k, n in counts.items() if k[0] == "control"}
+    column = {state: i for i, state in enumerate(CONNECTION_STATES)}
+    by_site: dict[tuple[str, ...], list[int]] = {}
+    for (site, model, state), n in by_kind.get("site", {}).items():
+        by_site.setdefault((site, model), [0] * len(column))[column[state]] = n
     return {  # one source per family: a change in one count redoes that family only
         "by_model_state": [by_model_state],
         "by_authorization": [(by_authorization, present)],
-        "by_site": [by_site],
+        # an item per site and model (thousands of sites): a change redoes one unit of them
+        "by_site": [(pair, tuple(by_site[pair])) for pair in sorted(by_site)],
         "by_control": [(by_control, present)],
         "groups": [(g, group_size(g)) for g in (groups.rows if groups else ())],
     }
@@ -94,13 +102,9 @@ def _by_authorization(item: tuple[Mapping[str, int], bool]) -> list[Any]:
     return [((s,), by_authorization.get(s, 0)) for s in DEVICE_AUTHORIZATION_STATES]
 
 
-def _by_site(by_site: Mapping[tuple[str, ...], int]) -> list[Any]:
-    present = sorted({key[:2] for key in by_site})
-    return [
-        ((site, model, state), by_site.get((site, model, state), 0))
-        for site, model in present
-        for state in CONNECTION_STATES
-    ]
+def _by_site(item: tuple[tuple[str, ...], tuple[int, ...]]) -> list[Any]:
+    (site, model), counts = item
+    return [((site, model, state), n) for state, n in zip(CONNECTION_STATES, counts, strict=True)]
 
 
 def _by_control_mode(item: tuple[Mapping[str, int], bool]) -> list[Any]:
