@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gzip
-import json
 import logging
 import math
 import operator
@@ -27,6 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
+from zlib_ng import gzip_ng
 
 from ..model import Table
 from ..vocabulary import ROW_TYPES
@@ -41,7 +42,10 @@ FORMAT = "dms-exporter-snapshot"
 VERSION = 1
 #: Most bytes of one file, compressed or not, written or read (a table beyond it is not kept).
 MAX_BYTES = 512 * 1024 * 1024
-_GZIP_LEVEL = 1  # fast: the file is rewritten whenever the table changes
+#: zlib-ng's level 2: the file is rewritten whenever the table changes, so it must be cheap
+#: (with orjson, about a third of the CPU of ``json`` and zlib's level 1, for a smaller file;
+#: docs/performance.md).
+_GZIP_LEVEL = 2
 
 
 class SnapshotError(Exception):
@@ -74,10 +78,15 @@ def encode(table: Table, dms: str, first_seen: Mapping[str, float] | None = None
         "rows": [values(row) for row in table.rows],
         "first_seen": dict(first_seen or {}),
     }
-    text = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    # orjson writes what json.dumps(separators=(",", ":")) would; no value is NaN or infinite
+    # (the vocabulary refuses them, and the times are the clock's)
+    try:
+        text = orjson.dumps(document)
+    except orjson.JSONEncodeError as exc:
+        raise SnapshotError(f"not encodable ({exc})") from None
     if len(text) > MAX_BYTES:
         raise SnapshotError(f"{len(text)} bytes, more than {MAX_BYTES}")
-    return gzip.compress(text, _GZIP_LEVEL, mtime=0)
+    return gzip_ng.compress(text, _GZIP_LEVEL, mtime=0)
 
 
 def decode(data: bytes, endpoint: str, dms: str) -> Restored:
@@ -88,8 +97,8 @@ def decode(data: bytes, endpoint: str, dms: str) -> Restored:
         text = inflater.decompress(data, MAX_BYTES)
         if inflater.unconsumed_tail or not inflater.eof:
             raise SnapshotError("truncated, or more than the size limit")
-        document = json.loads(text)
-    except (zlib.error, ValueError) as exc:
+        document = orjson.loads(text)
+    except (zlib.error, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
         raise SnapshotError(f"not a gzipped JSON document ({type(exc).__name__})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise SnapshotError("not a dms-exporter snapshot")
