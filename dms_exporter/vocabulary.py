@@ -32,6 +32,7 @@ __all__ = [
     "ENUM_FIELDS",
     "KNOWN_FIELDS",
     "ROW_TYPES",
+    "PageRecord",
     "Parsed",
     "Parser",
     "code_text",
@@ -44,6 +45,18 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
+class PageRecord:
+    """What one page of an answer made: the next poll takes its rows as they are when the same
+    page comes back byte for byte (``digest``) after pages that all did too."""
+
+    digest: str
+    rows: int  # rows it added
+    items: int
+    skipped: int
+    issues: tuple[int, ...]  # per field of the plan, as ``Parser`` counts them
+
+
+@dataclass(frozen=True, slots=True)
 class Parsed:
     """The rows of one payload and what was wrong with it (counts, never an exception)."""
 
@@ -53,6 +66,7 @@ class Parsed:
     items: int = 0  # items in the payload, usable or not
     #: canonical field -> rows whose value was an unknown enum word or of the wrong JSON type
     issues: Mapping[str, int] = field(default_factory=dict)
+    pages: tuple[PageRecord, ...] = ()  # of the pages fed with a digest, in order
 
 
 # Field kinds. ID fields come first in every row type; a row lacking one is skipped.
@@ -529,8 +543,10 @@ class Parser:
         values: Mapping[str, Mapping[str, str]] | None = None,
         constants: Mapping[str, str] | None = None,
         previous: Sequence[Any] = (),
+        previous_pages: Sequence[PageRecord] = (),
     ) -> None:
-        """``previous``: the rows of the table held, reused where a row's values are equal."""
+        """``previous``: the rows of the table held, reused where a row's values are equal;
+        ``previous_pages``: the pages that made them (``Parsed.pages`` of the same settings)."""
         self.endpoint = endpoint
         self._row_type, specs = _PLANS[endpoint]
         self._previous = previous
@@ -570,6 +586,9 @@ class Parser:
         self._rows: list[Any] = []
         self._skipped = 0
         self._items = 0
+        self._previous_pages = previous_pages
+        self._pages: list[PageRecord] = []
+        self._taking = True  # every page so far came back as it was: its rows taken as they are
 
     def feed_payload(self, payload: Any) -> None:
         """Feed a whole answer: a dict for ``system``, a list of objects for the others."""
@@ -582,8 +601,49 @@ class Parser:
         else:
             raise _shape_error(self.endpoint, "a list of objects", payload)
 
-    def feed(self, items: list[Any]) -> None:
-        """Convert one page of items into rows."""
+    def feed(self, items: list[Any], digest: str | None = None) -> None:
+        """Convert one page of items into rows; ``digest``: of the bytes the page came in.
+
+        While every page comes back with the digest it had at its place in the previous poll,
+        its rows are that poll's rows as they are, with the counts it made then: the same bytes
+        after the same pages make the same rows and counts, so converting them again would only
+        cost (a quiet endpoint's poll is mostly that)."""
+        if self._taking:
+            if self._take_again(digest):
+                return
+            self._taking = False  # from here rows are made: those taken count as seen
+            self._seen.update(map(self._key_of, self._rows))
+        counts = (self._items, self._skipped, len(self._rows), list(self._issues))
+        self._convert(items)
+        if digest is not None:
+            items_before, skipped_before, rows_before, issues_before = counts
+            issues = tuple(map(int.__sub__, self._issues, issues_before))
+            self._pages.append(PageRecord(digest, len(self._rows) - rows_before,
+                                          self._items - items_before,
+                                          self._skipped - skipped_before, issues))  # fmt: skip
+
+    def _take_again(self, digest: str | None) -> bool:
+        """Take the previous poll's rows of this page if it came back the same; see ``feed``."""
+        at = len(self._pages)
+        if digest is None or at >= len(self._previous_pages):
+            return False
+        page = self._previous_pages[at]
+        start = len(self._rows)
+        if page.digest != digest or start + page.rows > len(self._previous):
+            return False
+        self._rows.extend(self._previous[start : start + page.rows])
+        self._items += page.items
+        self._skipped += page.skipped
+        self._issues[:] = map(int.__add__, self._issues, page.issues)
+        self._pages.append(page)
+        return True
+
+    def _key_of(self, row: Any) -> tuple[Any, ...]:
+        """The key ``_convert`` dedupes by, of a row made earlier."""
+        values = self._values_of(row)
+        return values[: self._n_ids] + values[self._n_ids : self._key_size][-1:]
+
+    def _convert(self, items: list[Any]) -> None:
         self._items += len(items)
         if not all(map(isinstance, items, repeat(dict))):
             given = len(items)
@@ -666,6 +726,7 @@ class Parser:
             unknown_values=unknown,
             items=self._items,
             issues=by_field,
+            pages=tuple(self._pages),
         )
 
 

@@ -183,9 +183,9 @@ async def test_big_polls_pause_the_collector_and_always_restore_it(
     paused = []
     real_feed = poller.Parser.feed
 
-    def feed(self, items):
+    def feed(self, items, digest=None):
         paused.append(not gc.isenabled())
-        return real_feed(self, items)
+        return real_feed(self, items, digest)
 
     monkeypatch.setattr(poller.Parser, "feed", feed)
     client = await start_exporter(exporter_config(simulator))

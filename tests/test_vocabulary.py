@@ -3,7 +3,9 @@ raise."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import operator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -475,3 +477,49 @@ def test_a_column_of_integer_codes_reads_as_code_by_code() -> None:
         "online",
     ]
     assert whole.issues == {"connectionState": 2}
+
+
+def _poll(pages: list[list[Any]], held: Parsed | None = None) -> Parsed:
+    """One poll of ``pages`` as the poller feeds them: each with the digest of its bytes,
+    after ``held`` (the last poll's result) when given."""
+    parser = Parser(
+        "devices",
+        {},
+        previous=held.rows if held is not None else (),
+        previous_pages=held.pages if held is not None else (),
+    )
+    for page in pages:
+        raw = json.dumps(page).encode()
+        parser.feed(json.loads(raw), hashlib.sha1(raw).hexdigest())
+    return parser.result()
+
+
+def _devices_in_pages() -> list[list[Any]]:
+    """Four pages of devices with what a poll counts: an unknown state, an item without its id,
+    one that is not an object, a device repeated on a later page."""
+    pages = [[device(id=f"d-{p}-{i}", name=f"D {p}.{i}") for i in range(5)] for p in range(4)]
+    pages[0][1] = device(id="d-0-1", connectionState="SLEEPING")
+    pages[1][2] = device(id=...)
+    pages[2][0] = "not a device"
+    pages[3][4] = device(id="d-0-3", name="D 0.3")
+    return pages
+
+
+def test_a_page_that_comes_back_the_same_gives_the_rows_and_counts_it_gave() -> None:
+    pages = _devices_in_pages()
+    first = _poll(pages)
+    assert (first.skipped, first.unknown_values, first.items) == (3, 1, 20)
+    again = _poll(pages, held=first)
+    # what the metrics count (skipped rows, unknown values) is counted again at every poll
+    assert again == replace(first, pages=again.pages)
+    assert all(map(operator.is_, again.rows, first.rows))
+    assert again.pages == first.pages
+
+
+@pytest.mark.parametrize("changed", [0, 1, 2, 3])
+def test_after_a_changed_page_the_rows_are_made_as_by_a_first_poll(changed: int) -> None:
+    pages = _devices_in_pages()
+    first = _poll(pages)
+    pages[changed] = [*pages[changed][:2], device(id="d-new", name="New"), *pages[changed][3:]]
+    pages[changed].append(device(id="d-0-0", name="a repeat of the first device"))
+    assert _poll(pages, held=first) == _poll(pages)

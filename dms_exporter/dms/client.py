@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
+import hashlib
 import json
 import logging
 import math
 import re
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC
 from typing import Any, NamedTuple, Self
 from urllib.parse import urljoin, urlsplit
@@ -50,7 +51,7 @@ from .auth import Answer, Login, basic_header, refusal_text
 from .budget import Budget
 from .cookies import OriginJar, origin
 from .failover import Failover
-from .paging import Page, PagingError, collect
+from .paging import OnPage, Page, PagingError, collect
 
 __all__ = ["DmsClient"]
 
@@ -151,7 +152,7 @@ class DmsClient:
     async def fetch(
         self,
         endpoint: EndpointSettings,
-        on_page: Callable[[list[Any]], Awaitable[None]] | None = None,
+        on_page: OnPage | None = None,
         *,
         stats: dict[str, Any] | None = None,
         truncate: bool = False,
@@ -179,7 +180,7 @@ class DmsClient:
     async def _fetch(
         self,
         endpoint: EndpointSettings,
-        on_page: Callable[[list[Any]], Awaitable[None]] | None,
+        on_page: OnPage | None,
         stats: dict[str, Any] | None = None,
         truncate: bool = False,
     ) -> Any:
@@ -199,7 +200,7 @@ class DmsClient:
                                        headers_out=link)  # fmt: skip
             else:
                 body = await self._get(endpoint, dict(params), headers_out=link)
-            return Page(body, link.get("Link"), link.get(":status"))
+            return Page(body, link.get("Link"), link.get(":status"), link.get(":digest"))
 
         try:
             return await collect(
@@ -287,11 +288,13 @@ class DmsClient:
         """One HTTP request within ``settings.timeout``; the decoded JSON of a 2xx answer.
 
         ``send``: the keywords of ``_send`` (``params``, ``token``, ``url``, ``base``...);
-        ``headers_out`` receives the answer's ``Link`` header and its status (as ``:status``)."""
+        ``headers_out`` receives the answer's ``Link`` header, its status (as ``:status``) and
+        the SHA-1 of its body (as ``:digest``)."""
         reply = await self._send(endpoint, method, path, **send)
-        if headers_out is not None:  # for paging (Link) and --probe (the status)
+        if headers_out is not None:  # for paging (Link), its pages and --probe (the status)
             headers = reply.response.headers
             headers_out[":status"] = str(reply.response.status)
+            headers_out[":digest"] = hashlib.sha1(reply.body, usedforsecurity=False).hexdigest()
             if "Link" in headers:
                 headers_out["Link"] = headers["Link"]
         return await self._decode(endpoint, method, path, reply)

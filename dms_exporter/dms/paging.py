@@ -26,7 +26,7 @@ from typing import Any, TypeGuard
 
 from ..config import Envelope, Paging
 
-__all__ = ["Page", "PagingError", "collect", "link_next", "walk"]
+__all__ = ["OnPage", "Page", "PagingError", "collect", "link_next", "walk"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,7 @@ class Page:
     body: Any
     link: str | None = None
     status: str | None = None  # the HTTP status, for --probe
+    digest: str | None = None  # of the body's bytes: a page that came back the same
 
 
 class PagingError(Exception):
@@ -51,6 +52,8 @@ class PagingError(Exception):
 #: ``get(target, params)``: ``target`` is the endpoint's path, or a next link as the DMS sent it
 #: (``params`` is then None: the link carries them).
 Getter = Callable[[str, Mapping[str, str] | None], Awaitable[Page]]
+#: ``on_page(items, digest)``: one page's items and the digest of the bytes they came in.
+OnPage = Callable[[list[Any], str | None], Awaitable[None]]
 
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
 #: Names (lower case, without ``_`` and ``-``) under which answers carry the number of items of
@@ -88,7 +91,7 @@ async def collect(
     *,
     page_size: int,
     max_pages: int,
-    on_page: Callable[[list[Any]], Awaitable[None]] | None = None,
+    on_page: OnPage | None = None,
     stats: dict[str, Any] | None = None,
     truncate: bool = False,
 ) -> list[Any]:
@@ -105,7 +108,7 @@ async def collect(
     if isinstance(page.body, list) and not envelope.bare:
         if on_page is None:
             return page.body  # a bare array without paging: the whole list
-        await on_page(page.body)
+        await on_page(page.body, page.digest)
         return []
     items: list[Any] = []
     received = 0
@@ -133,7 +136,7 @@ async def collect(
         if on_page is None:
             items.extend(found)
         else:
-            await on_page(found)
+            await on_page(found, page.digest)
         total = walk(page.body, envelope.total) if envelope.total else None
         reported = _reported_total(page.body, envelope)
         if reported is not None:

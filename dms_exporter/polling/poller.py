@@ -27,7 +27,7 @@ from ..config import EndpointSettings
 from ..dms import DmsClient
 from ..errors import DmsApiError, DmsPayloadError, DmsSuspectError, DmsUnavailableError
 from ..model import Alarm, EndpointStatus, Table, reuse_unchanged
-from ..vocabulary import Parsed, Parser
+from ..vocabulary import PageRecord, Parsed, Parser
 from .gate import Quality, judge
 from .store import Store
 
@@ -88,6 +88,9 @@ class EndpointPoller:
         self._ended = asyncio.Event()  # set when a poll ends (then replaced by a new one)
         self._hold_until = 0.0  # loop time before which no scheduled poll starts (Retry-After)
         self._last_good: Quality | None = None  # of the last table applied, for the gate
+        #: the rows of the last table applied, the settings they were parsed under and the
+        #: pages that made them: a page that comes back the same is not converted again
+        self._pages: tuple[tuple[Any, ...], EndpointSettings, tuple[PageRecord, ...]] | None = None
         self._stopped = False
 
     def start(self) -> None:
@@ -236,6 +239,7 @@ class EndpointPoller:
                 unknown_values=parsed.unknown_values,
             )
             self._last_good = quality
+            self._pages = (table.rows, self.settings, parsed.pages)
         except DmsSuspectError as exc:
             self._record_failure(exc.reason, str(exc), time.perf_counter() - started,
                                  rows_skipped=parsed.skipped,
@@ -263,14 +267,20 @@ class EndpointPoller:
         its objects); see ``_prepare`` for the rest."""
         loop = asyncio.get_running_loop()
         settings, name = self.settings, self.settings.name
+        previous_pages: tuple[PageRecord, ...] = ()
+        if self._pages is not None and held is not None:
+            rows, parsed_under, pages = self._pages
+            if rows is held.rows and parsed_under is settings:
+                previous_pages = pages
         parser = Parser(name, settings.fields, values=settings.values,
                         constants=settings.constants,
-                        previous=held.rows if held is not None else ())  # fmt: skip
+                        previous=held.rows if held is not None else (),
+                        previous_pages=previous_pages)  # fmt: skip
 
-        async def on_page(items: list[Any]) -> None:
+        async def on_page(items: list[Any], digest: str | None) -> None:
             # page by page, in a worker thread: the JSON of a big endpoint is never held
             # whole, so its peak does not become the process's resident size
-            await loop.run_in_executor(None, parser.feed, items)
+            await loop.run_in_executor(None, parser.feed, items, digest)
 
         payload = await self._client.fetch(settings, on_page)
         now = self._clock()
