@@ -14,7 +14,8 @@ For each size, with a simulator and the exporter as separate processes on 127.0.
   destination's status changed; an alarms poll with nothing changed and with one alarm raised
   or cleared. *render* is the sum of ``dms_exporter_render_duration_seconds`` over the groups
   that rendered (wall time of the render threads); *CPU* the exporter's CPU seconds over the
-  whole poll (fetch, decode, convert, compare, render);
+  whole poll (fetch, decode, convert, compare, render, and what it set going: the snapshot
+  file written), from an idle exporter until it is idle again;
 - **memory**: RSS after 5 all-changed devices polls and 10 plain scrapes, and the peak (VmHWM);
 - **bytes**: the gzip body against ``gzip -6`` and ``gzip -1`` of the same plain text;
 - **scrape**: the exporter's gzip and plain ``/metrics`` against nginx serving the same plain
@@ -144,12 +145,26 @@ def render_durations(base: str) -> dict[str, float]:
     return {g: float(v) for g, v in RENDER.findall(gzip.decompress(body).decode())}
 
 
+def settled_cpu(pid: int, quiet: float = 0.2, limit: float = 30.0) -> float:
+    """The process's CPU seconds once it has used none for ``quiet`` seconds (what a poll set
+    going after it answered, such as writing the snapshot, is then counted), or at ``limit``."""
+    deadline = time.monotonic() + limit
+    cpu = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        cpu, last = cpu_seconds(pid), cpu
+        if cpu == last:
+            break
+    return cpu
+
+
 def refresh(env: dict, endpoint: str = "devices") -> tuple[float, float]:
-    """(render seconds, exporter CPU seconds) of one ``POST /-/refresh/<endpoint>``."""
+    """(render seconds, exporter CPU seconds) of one ``POST /-/refresh/<endpoint>``, the CPU
+    counted until the exporter is idle again."""
     before = render_durations(env["base"])
-    cpu = cpu_seconds(env["pid"])
+    cpu = settled_cpu(env["pid"])
     http("POST", f"{env['base']}/-/refresh/{endpoint}")
-    cpu = cpu_seconds(env["pid"]) - cpu
+    cpu = settled_cpu(env["pid"]) - cpu
     after = render_durations(env["base"])
     return sum(v for g, v in after.items() if before.get(g) != v), cpu
 
