@@ -60,6 +60,7 @@ NGINX = "/usr/sbin/nginx"
 TICKS = os.sysconf("SC_CLK_TCK")
 RENDER = re.compile(r'^dms_exporter_render_duration_seconds\{group="([^"]+)"\} (\S+)$', re.M)
 DURING_MAX_SCRAPES = 200  # per all-changed poll
+PHASES = ("renders", "memory", "scrapes", "during")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -406,19 +407,22 @@ print(time.perf_counter() - started)
 
 
 def bench_frozen(
-    devices: int, iterations: int, repeats: int, root: Path, peer: bool
+    devices: int, iterations: int, repeats: int, root: Path, peer: bool, phases: set[str]
 ) -> dict[str, object]:
     with processes(devices, frozen=True, interval="1h", root=root) as env:
         result: dict[str, object] = {"devices": devices, "ready_s": env["ready_s"]}
         result["load_start"] = load()
         result["rss_ready"] = memory_mb(env["pid"])[0]
-        result["renders"] = measure_renders(env, repeats)
-        result["load_renders"] = load()
-        result["memory"] = measure_memory(env)
+        if "renders" in phases:
+            result["renders"] = measure_renders(env, repeats)
+            result["load_renders"] = load()
+        if "memory" in phases:
+            result["memory"] = measure_memory(env)
         result["scrapes"] = measure_scrapes(env, iterations)
         result["load_scrapes"] = load()
-        result["during"] = measure_during_render(env, max(3, repeats))
-        result["load_during"] = load()
+        if "during" in phases:
+            result["during"] = measure_during_render(env, max(3, repeats))
+            result["load_during"] = load()
         result["rss"], result["peak_rss"] = memory_mb(env["pid"])
         body = Path(env["tmp"], "body.prom")
         saved = Path(tempfile.mkdtemp(), "body.prom")
@@ -460,11 +464,8 @@ def med(pairs: list, i: int) -> float:
 
 
 def figures(r: dict) -> dict[str, float]:
-    """The headline figures of one size's result, by name."""
-    s, renders, during = r["scrapes"], r["renders"], r["during"]
-    all_render = med(renders["100%"], 0)
-    idle_cpu = med(renders["0"], 1)
-    all_cpu = max(med(renders["100%"], 1) - idle_cpu, 1e-9)
+    """The headline figures of one size's result, by name (those of the phases it ran)."""
+    s = r["scrapes"]
     f = {
         "gzip_mb": s["gzip_bytes"] / 1e6,
         "gzip6_mb": s["gzip6_bytes"] / 1e6,
@@ -475,17 +476,16 @@ def figures(r: dict) -> dict[str, float]:
         "ours_gzip_ms": s["ours_gzip"] * 1e3,
         "ours_plain_ms": s["ours_plain"] * 1e3,
         "ready_s": r["ready_s"],
-        "poll0_cpu": idle_cpu,
-        "all_render_s": all_render,
-        "all_cpu": all_cpu,
-        "rss_after": r["memory"]["rss"],
-        "peak_rss": r["memory"]["peak"],
-        "during_med_ms": statistics.median(during["during"]) * 1e3 if during["during"] else 0,
-        "during_max_ms": max(during["during"], default=0) * 1e3,
-        "idle_med_ms": statistics.median(during["idle"]) * 1e3,
-        "idle_max_ms": max(during["idle"]) * 1e3,
     }
-    f["during_vs_idle"] = f["during_med_ms"] / f["idle_med_ms"]
+    if "memory" in r:
+        f["rss_after"], f["peak_rss"] = r["memory"]["rss"], r["memory"]["peak"]
+    during = r.get("during")
+    if during:
+        f["during_med_ms"] = statistics.median(during["during"]) * 1e3 if during["during"] else 0
+        f["during_max_ms"] = max(during["during"], default=0) * 1e3
+        f["idle_med_ms"] = statistics.median(during["idle"]) * 1e3
+        f["idle_max_ms"] = max(during["idle"]) * 1e3
+        f["during_vs_idle"] = f["during_med_ms"] / f["idle_med_ms"]
     if "nginx6_gzip" in s:
         f["nginx6_gzip_ms"] = s["nginx6_gzip"] * 1e3
         f["nginx_plain_ms"] = s["nginx_plain"] * 1e3
@@ -496,6 +496,23 @@ def figures(r: dict) -> dict[str, float]:
     if r.get("peer_s"):
         f["peer_s"] = r["peer_s"]
         f["peer_vs_gzip"] = r["peer_s"] / s["ours_gzip"]
+    if "renders" in r:
+        f.update(render_figures(r["renders"]))
+    live = r.get("live")
+    if live:
+        f["live_cpu_min"] = live["cpu_per_min"]
+        f["live_ready_s"] = live["ready_s"]
+        f["live_rss_mean"] = live["rss_mean"]
+        f["live_peak_rss"] = live["peak_rss"]
+    return f
+
+
+def render_figures(renders: dict) -> dict[str, float]:
+    """Renders and poll CPU as shares of an all-changed devices poll's."""
+    all_render = med(renders["100%"], 0)
+    idle_cpu = med(renders["0"], 1)
+    all_cpu = max(med(renders["100%"], 1) - idle_cpu, 1e-9)
+    f = {"poll0_cpu": idle_cpu, "all_render_s": all_render, "all_cpu": all_cpu}
     for name in ("1 state", "1 contact", "1%"):
         f[f"render {name}"] = med(renders[name], 0) / all_render * 100
         f[f"cpu {name}"] = (med(renders[name], 1) - idle_cpu) / all_cpu * 100
@@ -504,12 +521,6 @@ def figures(r: dict) -> dict[str, float]:
         base = med(renders[f"{endpoint} 0"], 1)
         f[f"{endpoint}0_cpu"] = base
         f[f"cpu {endpoint} 1"] = (med(renders[f"{endpoint} 1"], 1) - base) / all_cpu * 100
-    live = r.get("live")
-    if live:
-        f["live_cpu_min"] = live["cpu_per_min"]
-        f["live_ready_s"] = live["ready_s"]
-        f["live_rss_mean"] = live["rss_mean"]
-        f["live_peak_rss"] = live["peak_rss"]
     return f
 
 
@@ -531,11 +542,16 @@ DONE_WHEN = [
 def report(r: dict) -> None:
     n, f, live = r["devices"], figures(r), r.get("live")
     print(f"\n### {n:,} devices\n")
-    print(f"- load (1/5/15 min): start {r['load_start']}, after renders {r['load_renders']}, "
-          f"after scrapes {r['load_scrapes']}, after scrapes during a poll "
-          f"{r['load_during']}")  # fmt: skip
-    print(f"- ready {r['ready_s']:.1f} s; RSS at ready {r['rss_ready']:.0f} MB; after 5 all-changed"
-          f" polls and 10 plain scrapes {f['rss_after']:.0f} MB (peak {f['peak_rss']:.0f} MB);"
+    loads = [
+        ("start", "load_start"),
+        ("after renders", "load_renders"),
+        ("after scrapes", "load_scrapes"),
+        ("after scrapes during a poll", "load_during"),
+    ]
+    print("- load (1/5/15 min): " + ", ".join(f"{w} {r[k]}" for w, k in loads if k in r))
+    memory = (f"; after 5 all-changed polls and 10 plain scrapes {f['rss_after']:.0f} MB (peak "
+              f"{f['peak_rss']:.0f} MB)" if "rss_after" in f else "")  # fmt: skip
+    print(f"- ready {r['ready_s']:.1f} s; RSS at ready {r['rss_ready']:.0f} MB{memory};"
           f" at the end {r['rss']:.0f} MB, peak {r['peak_rss']:.0f} MB")  # fmt: skip
     print(f"- bytes: plain {f['plain_mb']:.1f} MB; gzip ours {f['gzip_mb']:.2f} MB, `gzip -6` "
           f"{f['gzip6_mb']:.2f} MB, `gzip -1` {f['gzip1_mb']:.2f} MB: ours / -6 "
@@ -554,11 +570,22 @@ def report(r: dict) -> None:
             f"- prometheus_client generate_latest on the same series: {f['peer_s']:.2f} s; "
             f"peer / our gzip scrape {f['peer_vs_gzip']:.0f}x"
         )
-    print(f"- gzip scrape during an all-changed devices poll: median {f['during_med_ms']:.1f} ms, "
-          f"max {f['during_max_ms']:.1f} ms ({len(r['during']['during'])} scrapes); idle "
-          f"{f['idle_med_ms']:.1f} / {f['idle_max_ms']:.1f} ms: "
-          f"**{f['during_vs_idle']:.2f}x**")  # fmt: skip
-    renders = r["renders"]
+    if "during_vs_idle" in f:
+        print(f"- gzip scrape during an all-changed devices poll: median {f['during_med_ms']:.1f} "
+              f"ms, max {f['during_max_ms']:.1f} ms ({len(r['during']['during'])} scrapes); idle "
+              f"{f['idle_med_ms']:.1f} / {f['idle_max_ms']:.1f} ms: "
+              f"**{f['during_vs_idle']:.2f}x**")  # fmt: skip
+    if "renders" in r:
+        report_renders(r["renders"], f)
+    if live:
+        print(f"\n- live ({live['minutes']:g} min, simulator defaults, default intervals): "
+              f"ready {live['ready_s']:.1f} s, CPU **{live['cpu_per_min']:.2f} s per minute**, RSS "
+              f"at ready {live['rss_ready']:.0f} MB, mean {live['rss_mean']:.0f} MB, end "
+              f"{live['rss_end']:.0f} MB, peak {live['peak_rss']:.0f} MB; load "
+              f"{live['load_start']} at the start, {live['load_end']} at the end")  # fmt: skip
+
+
+def report_renders(renders: dict, f: dict[str, float]) -> None:
     print(
         "\n| poll, what changed | render (s, median) | render / all changed | poll CPU (s) "
         "| CPU - same poll unchanged | that / all changed |"
@@ -573,12 +600,6 @@ def report(r: dict) -> None:
         label = name if endpoint else f"devices {name}"
         print(f"| {label} | {render:.3f} | {render / all_render * 100:.1f} % | {cpu:.2f} | "
               f"{cpu - base:.2f} | {(cpu - base) / all_cpu * 100:.1f} % |")  # fmt: skip
-    if live:
-        print(f"\n- live ({live['minutes']:g} min, simulator defaults, default intervals): "
-              f"ready {live['ready_s']:.1f} s, CPU **{live['cpu_per_min']:.2f} s per minute**, RSS "
-              f"at ready {live['rss_ready']:.0f} MB, mean {live['rss_mean']:.0f} MB, end "
-              f"{live['rss_end']:.0f} MB, peak {live['peak_rss']:.0f} MB; load "
-              f"{live['load_start']} at the start, {live['load_end']} at the end")  # fmt: skip
 
 
 def done_when(results: list[dict], columns: list[str] | None = None) -> None:
@@ -623,6 +644,11 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose exporter to run")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--compare", type=Path, nargs="+", help="print --json runs side by side")
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help="frozen phases to run, of " + ",".join(PHASES) + " (scrapes always run)",
+    )
     args = parser.parse_args()
     if args.compare:
         compare(args.compare)
@@ -635,11 +661,14 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, exporter from "
           f"{root} ({commit or 'no git'}), {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, "
           f"load {load()}")  # fmt: skip
+    phases = {p for p in args.phases.split(",") if p}
+    if phases - set(PHASES):
+        parser.error(f"--phases: unknown {','.join(sorted(phases - set(PHASES)))}")
     sizes = [int(x) for x in args.devices.split(",")]
     live_sizes = {int(x) for x in args.live_devices.split(",") if x} or set(sizes)
     results = []
     for n in sizes:
-        result = bench_frozen(n, iterations, repeats, root, not args.no_peer)
+        result = bench_frozen(n, iterations, repeats, root, not args.no_peer, phases)
         if args.live_minutes > 0 and n in live_sizes:
             result["live"] = bench_live(n, args.live_minutes, root)
         results.append(result)
