@@ -274,3 +274,50 @@ def test_stateset_lines_match_the_expanded_family(rows, fallback) -> None:
         expanded.samples += [((*values, st), int(st == hot)) for st in states]
     ((lines, count),) = stateset_texts("s", ("id", "name"), states, [rows], fallback)
     assert (lines, count) == (sample_lines(expanded), len(expanded.samples))
+
+
+def test_process_families_are_prometheus_clients_with_its_values() -> None:
+    """The process block reads /proc and gc itself, yet shows what prometheus-client's own
+    collectors show for the same process: names, types, HELP and (read moments apart) values."""
+    from prometheus_client import (
+        CollectorRegistry,
+        GCCollector,
+        PlatformCollector,
+        ProcessCollector,
+        generate_latest,
+    )
+
+    from dms_exporter.exposition.process import process_exposition, process_family_names
+
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
+    ours = {
+        f.name: f for f in parse_text(process_exposition(openmetrics=False, wanted=all_).decode())
+    }
+    theirs = {f.name: f for f in parse_text(generate_latest(registry).decode())}
+    assert [(f.name, f.type, f.documentation) for f in ours.values()] == [
+        (f.name, f.type, f.documentation) for f in theirs.values()
+    ]
+    assert [name for name, _ in process_family_names()] == list(ours)
+
+    def values(family_name: str, source: dict) -> dict[tuple, float]:
+        family = source[family_name]
+        return {tuple(sorted(s.labels.items())): s.value for s in family.samples}
+
+    for exact in ("process_start_time_seconds", "process_max_fds", "process_open_fds"):
+        assert values(exact, ours) == pytest.approx(values(exact, theirs), abs=0.02), exact
+    for close in ("process_virtual_memory_bytes", "process_resident_memory_bytes"):
+        assert values(close, ours) == pytest.approx(values(close, theirs), rel=0.05), close
+    cpu = "process_cpu_seconds"
+    assert values(cpu, ours) == pytest.approx(values(cpu, theirs), abs=0.5)
+    assert values("python_info", ours) == values("python_info", theirs)
+    assert values("python_gc_collections", ours).keys() == {
+        (("generation", str(g)),) for g in range(3)
+    }
+    om = process_exposition(openmetrics=True, wanted=all_).decode() + "# EOF\n"
+    assert [f.name for f in parse_openmetrics(om)] == list(ours)
+
+
+def all_(name: str, text_name: str) -> bool:
+    return True

@@ -162,3 +162,62 @@ async def test_plain_and_gzip_bodies_agree_and_lengths_are_exact(clock):
         assert plain.inflate
         assert "dms_info{" in text
     assert "secret-pw" not in body(store)
+
+
+async def test_every_scrape_shows_the_state_and_ages_of_that_moment(clock):
+    """The health block is kept rendered between changes: each change, by whichever writer,
+    shows at the next scrape, in both formats, and the data ages follow the clock."""
+    store = make_store(clock)
+    start = clock.now
+    store.links.urls, store.links.active = ("http://a/v1", "http://b/v1"), "http://a/v1"
+    await store.record_success("system", system_table(clock.now), changed=True, duration=0.1)
+
+    def both() -> list[str]:
+        """The text body, and the OpenMetrics one's sample lines (the same in both formats)."""
+        om = store.exposition(openmetrics=True, gzipped=True)
+        text = gzip.decompress(b"".join(om.parts)).decode()
+        assert text.endswith("# EOF\n")
+        return [body(store), "".join(line for line in text.splitlines(True) if line[0] != "#")]
+
+    for text in both():
+        assert value(text, "dms_exporter_endpoint_data_age_seconds", endpoint="system") == 0
+        assert value(text, "dms_exporter_endpoint_polls_total", endpoint="system") == 1
+    for age in (7, 45.5):  # the clock alone moves
+        clock.now = start + age
+        for text in both():
+            assert value(text, "dms_exporter_endpoint_data_age_seconds", endpoint="system") == age
+            assert value(text, "dms_exporter_endpoint_polls_total", endpoint="system") == 1
+
+    store.record_failure("system", reason="timeout", message="slow", duration=8.0)
+    text = body(store)
+    assert value(text, "dms_exporter_endpoint_up", endpoint="system") == 0
+    assert value(text, "dms_exporter_endpoint_errors_total", endpoint="system", reason="timeout")
+    assert value(text, "dms_exporter_endpoint_polls_total", endpoint="system") == 2
+
+    def refused() -> None:  # the DMS client writes these in place
+        store.login.counts["refused"] += 1
+
+    def failed_over() -> None:
+        store.links.active = "http://b/v1"
+
+    def unreachable() -> None:
+        store.links.reachable["http://a/v1"] = False
+
+    def reload_failed() -> None:
+        store.config_reload_ok = False
+
+    for change, name, labels, shown in (
+        (refused, "dms_exporter_logins_total", {"result": "refused"}, 1),
+        (failed_over, "dms_exporter_dms_url_active", {"url": "http://b/v1", "main": "false"}, 1),
+        (unreachable, "dms_exporter_dms_url_reachable", {"url": "http://a/v1"}, 0),
+        (reload_failed, "dms_exporter_config_last_reload_successful", {}, 0),
+    ):
+        assert all([v for _, v in samples(text, name, **labels)] != [shown] for text in both())
+        change()  # one at a time: each alone must show at the next scrape
+        for text in both():
+            assert value(text, name, **labels) == shown
+
+    before = value(body(store), "dms_exporter_render_duration_seconds", group="system")
+    await store.render(["system"])  # a render alone (as after a config reload)
+    for text in both():
+        assert value(text, "dms_exporter_render_duration_seconds", group="system") != before

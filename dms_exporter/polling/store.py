@@ -4,8 +4,8 @@ The store is the one place the pollers write to and the web handlers read from. 
 last good ``Table`` is replaced whole; when a table changes, the family groups that depend on it
 are rendered again (in a worker thread, so a 100k-device render never blocks the event loop;
 ``render`` redoes only the blocks whose items changed) and their cached segments are swapped in.
-A scrape only lists cached segments and renders the small health block (the *tail*, bytes
-rendered at scrape time and added to the stream).
+A scrape only lists cached segments and adds the *tail*: the health block, kept rendered
+until what it shows changes, with the data ages and the process metrics read at that scrape.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from .. import __version__, heap
 from ..config import Config, EndpointSettings
 from ..errors import ERROR_REASONS
-from ..exposition.families.health import health_families
+from ..exposition.families.health import DATA_AGE, data_age_family, health_families
 from ..exposition.gzipstream import GZIP_HEADER, Segment, combine, compress, trailer
 from ..exposition.process import process_exposition
 from ..exposition.render import (
@@ -32,7 +32,7 @@ from ..exposition.render import (
     groups_for,
     render_group,
 )
-from ..exposition.text import OPENMETRICS_EOF, render_openmetrics, render_text
+from ..exposition.text import OPENMETRICS_EOF, Family, render_openmetrics, render_text
 from ..model import ENDPOINTS, DmsLinks, EndpointStatus, LoginState, Table
 from .transitions import TransitionLog
 
@@ -94,6 +94,16 @@ class Exposition:
 
 
 @dataclass(frozen=True, slots=True)
+class _HealthBlock:
+    """The health block rendered for one ``state`` of the store, in one format: the segments
+    before and after ``DATA_AGE``, the one family that moves with the clock."""
+
+    state: tuple[object, ...]
+    before: Segment
+    after: Segment
+
+
+@dataclass(frozen=True, slots=True)
 class _Cached:
     """The cached segments of a whole scrape in one format, before the tail, and their
     combined (CRC-32, plain length), so that a gzip scrape combines only the tail's."""
@@ -114,6 +124,7 @@ class Store:
         self._health: dict[str, _Health] = {}
         self._outputs: dict[str, GroupOutput] = {}
         self._cached: dict[bool, _Cached] = {}  # openmetrics? -> every family's segments
+        self._health_blocks: dict[bool, _HealthBlock] = {}  # openmetrics? -> the last one
         self._render_durations: dict[str, float] = {}
         self._render_locks = {group: asyncio.Lock() for group in GROUPS}
         self.login = LoginState()  # the DMS client writes it
@@ -343,37 +354,81 @@ class Store:
         polled = [h for h in watched if h.settings.enabled and h.last_poll is not None]
         return any(h.up for h in polled) if polled else None
 
-    def tail(self, *, openmetrics: bool, names: frozenset[str] | None = None) -> bytes:
-        """The bytes rendered at scrape time and added to the stream after the cached ones:
-        the health block, the process metrics (and OpenMetrics' ``# EOF``); families switched
-        off or not named are left out."""
+    def tail(self, *, openmetrics: bool, names: frozenset[str] | None = None) -> list[Segment]:
+        """The segments added to the stream after the cached ones: the health block, the
+        process metrics (and OpenMetrics' ``# EOF``); families switched off or not named are
+        left out. The data ages and the process metrics are read at every scrape; the rest of
+        the health block is rendered again only when what it shows changed."""
         disabled = self.context.disabled
 
         def wanted(name: str, text_name: str) -> bool:
             named = names is None or name in names or text_name in names
             return named and name not in disabled
 
-        families = [
-            f
-            for f in health_families(
-                self.statuses(),
-                dms_up=self.dms_up,
-                logins=self.login.counts,
-                login_next_attempt=self.login.next_attempt,
-                links=self.links,
-                render_durations=self._render_durations,
-                config_reload_ok=self.config_reload_ok,
-                config_reload_ts=self.config_reload_timestamp,
-                version=__version__,
-                start_time=self.start_time,
-                now=self._clock(),
-            )
-            if wanted(f.name, f.text_name)
-        ]
+        now = self._clock()
+        statuses = self.statuses()
+        state = self._health_state(statuses)
+        block = self._health_blocks.get(openmetrics) if names is None else None
+        if block is None or block.state != state:
+            block = self._health_block(statuses, state, openmetrics, wanted, now)
+            if names is None:
+                self._health_blocks[openmetrics] = block
+        render = render_openmetrics if openmetrics else render_text
+        ages = render([data_age_family(statuses, now)]) if wanted(DATA_AGE, DATA_AGE) else b""
         process = process_exposition(openmetrics=openmetrics, wanted=wanted)
-        if openmetrics:
-            return render_openmetrics(families) + process + OPENMETRICS_EOF
-        return render_text(families) + process
+        end = OPENMETRICS_EOF if openmetrics else b""
+        return [
+            block.before,
+            compress(ages, GZIP_LEVEL),
+            block.after,
+            compress(process + end, GZIP_LEVEL),
+        ]
+
+    def _health_state(self, statuses: list[EndpointStatus]) -> tuple[object, ...]:
+        """Everything the health block shows but the data ages: equal states, equal bytes."""
+        login, links = self.login, self.links
+        return (
+            statuses,
+            tuple(login.counts.items()),
+            login.next_attempt,
+            links.urls,
+            links.active,
+            tuple(links.reachable.items()),
+            tuple(links.standby.items()),
+            tuple(self._render_durations.items()),
+            self.config_reload_ok,
+            self.config_reload_timestamp,
+            self.context.disabled,
+        )
+
+    def _health_block(
+        self,
+        statuses: list[EndpointStatus],
+        state: tuple[object, ...],
+        openmetrics: bool,
+        wanted: Callable[[str, str], bool],
+        now: float,
+    ) -> _HealthBlock:
+        families = health_families(
+            statuses,
+            dms_up=self.dms_up,
+            logins=self.login.counts,
+            login_next_attempt=self.login.next_attempt,
+            links=self.links,
+            render_durations=self._render_durations,
+            config_reload_ok=self.config_reload_ok,
+            config_reload_ts=self.config_reload_timestamp,
+            version=__version__,
+            start_time=self.start_time,
+            now=now,
+        )
+        cut = next(i for i, f in enumerate(families) if f.name == DATA_AGE)
+        render = render_openmetrics if openmetrics else render_text
+
+        def segment(part: list[Family]) -> Segment:
+            return compress(render(f for f in part if wanted(f.name, f.text_name)), GZIP_LEVEL)
+
+        return _HealthBlock(state, segment(families[:cut]), segment(families[cut + 1 :]))
 
     def _families(self, names: frozenset[str] | None = None) -> list[FamilyOutput]:
         """Cached families in scrape order; only those named (either spelling) if ``names``."""
@@ -385,17 +440,19 @@ class Store:
     def exposition(
         self, *, openmetrics: bool, gzipped: bool, names: frozenset[str] | None = None
     ) -> Exposition:
-        """The body of a scrape: cached family segments, then the tail (the health block)
-        rendered now. With ``names``, only the families so named (OpenMetrics or text name);
-        nothing is rendered for them, only the cached segments picked."""
-        tail = compress(self.tail(openmetrics=openmetrics, names=names), GZIP_LEVEL)
+        """The body of a scrape: cached family segments, then the tail (the health block and
+        the process metrics, as of now). With ``names``, only the families so named (OpenMetrics
+        or text name); nothing is rendered for them, only the cached segments picked."""
+        tail = self.tail(openmetrics=openmetrics, names=names)
         cached = self._cached.get(openmetrics) if names is None else None
         if cached is None:
             cached = _cache(self._families(names), openmetrics)
+        crc, size = combine(((s.crc, s.size) for s in tail), (cached.crc, cached.size))
         if not gzipped:
-            return Exposition((*cached.parts, tail.data), cached.size + tail.size, inflate=True)
-        crc, size = combine([(tail.crc, tail.size)], (cached.crc, cached.size))
-        parts = (GZIP_HEADER, *cached.parts, tail.data, trailer(crc, size))
+            ending = b"".join([s.data for s in tail])
+            return Exposition((*cached.parts, ending), size, inflate=True)
+        ending = b"".join([*(s.data for s in tail), trailer(crc, size)])  # one write, not five
+        parts = (GZIP_HEADER, *cached.parts, ending)
         return Exposition(parts, sum(map(len, parts)))
 
 

@@ -10,13 +10,15 @@ from ...model import LOGIN_RESULTS, DmsLinks, EndpointStatus
 from ..text import Family, Sample
 from . import counter, gauge, info, stateset
 
-__all__ = ["POLL_RESULTS", "health_families"]
+__all__ = ["DATA_AGE", "POLL_RESULTS", "data_age_family", "health_families"]
 
 _ENDPOINT = ("endpoint",)
 #: What the last poll of an endpoint came to: its failure reason, or one of these.
 POLL_RESULTS = ("ok", "pending", "disabled", *ERROR_REASONS)
 
 _Value = Callable[[EndpointStatus], float | None]  # None: no sample for this endpoint
+#: The one health family whose values move with the clock (the rest change with the state).
+DATA_AGE = "dms_exporter_endpoint_data_age_seconds"
 
 #: Per-endpoint families read from each endpoint's status: kind, name, HELP, value.
 _POLLS: tuple[tuple[Callable[..., Family], str, str, _Value], ...] = (
@@ -143,13 +145,7 @@ def health_families(
             samples=[] if dms_up is None else [((), int(dms_up))],
         ),
         *(kind(name, text, _ENDPOINT, per_endpoint(value)) for kind, name, text, value in _POLLS),
-        gauge(
-            "dms_exporter_endpoint_data_age_seconds",
-            "Seconds since the data the endpoint's series show was read from the DMS (also"
-            " across restarts); absent when they show none.",
-            _ENDPOINT,
-            per_endpoint(lambda s: None if s.data_time is None else max(0.0, now - s.data_time)),
-        ),
+        data_age_family(statuses, now),
         stateset(
             "dms_exporter_endpoint_last_poll_result",
             "What the endpoint's last poll came to: ok, the reason it failed (as in"
@@ -226,6 +222,17 @@ def health_families(
             samples=[((), start_time)],
         ),
     ]
+
+
+def data_age_family(statuses: Sequence[EndpointStatus], now: float) -> Family:
+    """``DATA_AGE``: per endpoint, the seconds from its data's read to ``now``."""
+    return gauge(
+        DATA_AGE,
+        "Seconds since the data the endpoint's series show was read from the DMS (also"
+        " across restarts); absent when they show none.",
+        _ENDPOINT,
+        [((s.endpoint,), max(0.0, now - s.data_time)) for s in statuses if s.data_time is not None],
+    )
 
 
 def _main(index: int) -> str:
