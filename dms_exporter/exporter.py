@@ -21,8 +21,9 @@ from .dms import DmsClient
 from .errors import ConfigError
 from .exposition.render import GROUPS
 from .polling import snapshot
-from .polling.poller import EndpointPoller, Refreshed, wait_cancelled
+from .polling.poller import EndpointPoller, Refreshed
 from .polling.store import Store
+from .tasks import cancel_and_wait
 
 __all__ = ["Exporter", "Refreshed", "UnknownEndpointError"]
 
@@ -92,13 +93,11 @@ class Exporter:
         async with self._reload_lock:
             self._stopped = True
             if self._staleness_task is not None:
-                self._staleness_task.cancel()
-                await wait_cancelled(self._staleness_task)
+                await cancel_and_wait(self._staleness_task)
             await self._stop_pollers(list(self._pollers))
             await self._close_client()
             if self._snapshot_task is not None and self._snapshot_dir is not None:
-                self._snapshot_task.cancel()
-                await wait_cancelled(self._snapshot_task)
+                await cancel_and_wait(self._snapshot_task)
                 if self._saving is not None:
                     await self._saving
                 await self._save(self._snapshot_dir)  # what the last polls changed

@@ -13,7 +13,7 @@ PACKAGE = ROOT / "dms_exporter"
 
 #: Bottom to top: a module may import from its own layer and the layers below it, never above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "errors", "model", "heap", "logs", "simulator"),
+    ("__init__", "errors", "model", "heap", "logs", "tasks", "simulator"),
     ("vocabulary",),
     ("exposition",),
     ("config",),

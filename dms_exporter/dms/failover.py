@@ -16,7 +16,6 @@ does the move (with a login of the new member) and the failback checks, for the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 from ..config import EndpointSettings
 from ..errors import DmsApiError
 from ..model import DmsLinks, LoginState
+from ..tasks import cancel_and_wait
 from .auth import Login, Transport
 
 __all__ = ["FAILOVER_AFTER", "STANDBY_ROLES", "Failover", "Links", "Member", "is_standby"]
@@ -176,9 +176,7 @@ class Failover:
     async def close(self) -> None:
         """Stop checking for failback."""
         if self._failback is not None:
-            self._failback.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._failback
+            await cancel_and_wait(self._failback)
             self._failback = None
 
     def move(self, index: int, why: str, login: Login | None = None) -> None:

@@ -27,6 +27,7 @@ from ..config import EndpointSettings
 from ..dms import DmsClient
 from ..errors import DmsApiError, DmsPayloadError, DmsSuspectError, DmsUnavailableError
 from ..model import Alarm, EndpointStatus, Table, reuse_unchanged
+from ..tasks import wait_cancelled
 from ..vocabulary import PageRecord, Parsed, Parser
 from .gate import Quality, judge
 from .store import Store
@@ -346,13 +347,3 @@ def fill_asserted_times(
             row = dataclasses.replace(row, asserted_time=seen_now[row.id])
         filled.append(row)
     return tuple(filled), seen_now
-
-
-async def wait_cancelled(task: asyncio.Task[Any]) -> None:
-    """Wait for a task we cancelled to end; a cancel aimed at the caller still propagates."""
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise

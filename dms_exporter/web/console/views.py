@@ -7,7 +7,6 @@ exporter's guard treats them as admin actions with a same-origin check.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +15,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from ...tasks import cancel_and_wait
 from . import edits, pages
 from .frame import CONSOLE_KEY, format_seconds, format_utc
 from .service import Console
@@ -41,9 +41,7 @@ def _index_keeper(console: Console) -> Any:
     async def keep(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(console.keep_index_fresh(), name="console-index")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     return keep
 
