@@ -39,48 +39,55 @@ def _sources(tables: Tables, ctx: RenderContext) -> Sources:
     }
 
 
-def _tally(devices: Sequence[Device]) -> Counter[tuple[str, ...]]:
+def _tally(devices: Sequence[Device]) -> Counter[tuple[Any, ...]]:
     """Devices by model and state, by authorization state, and group members."""
-    counts: Counter[tuple[str, ...]] = Counter(
+    counts: Counter[tuple[Any, ...]] = Counter(
         ("model", d.model, known(d.connection_state, CONNECTION_STATES)) for d in devices
     )
     counts.update(
         ("authorization", known(d.authorization_state, DEVICE_AUTHORIZATION_STATES))
         for d in devices
     )
-    counts.update(
-        ("site", d.site, d.model, known(d.connection_state, CONNECTION_STATES)) for d in devices
+    counts.update(  # the site and model as one key part: _derived reads it as it is
+        ("site", (d.site, d.model), known(d.connection_state, CONNECTION_STATES)) for d in devices
     )
     counts.update(("control", known(d.control_mode, CONTROL_MODES)) for d in devices)
     counts.update(("member", g) for d in devices for g in d.group_ids)
     return counts
 
 
-def _derived(counts: Counter[tuple[str, ...]], tables: Tables, ctx: RenderContext) -> Sources:
+def _derived(counts: Counter[tuple[Any, ...]], tables: Tables, ctx: RenderContext) -> Sources:
     present = tables.get("devices") is not None
-    by_kind: dict[str, dict[tuple[str, ...], int]] = {}
-    for key, n in counts.items():  # one pass: the site keys are tens of thousands
-        by_kind.setdefault(key[0], {})[key[1:]] = n
-    by_model_state = by_kind.get("model", {})
-    by_authorization = {k: n for (k,), n in by_kind.get("authorization", {}).items()}
-    by_control = {k: n for (k,), n in by_kind.get("control", {}).items()}
-    members = by_kind.get("member", {})
+    column = {state: i for i, state in enumerate(CONNECTION_STATES)}
+    by_model_state: dict[tuple[str, str], int] = {}
+    by_authorization: dict[str, int] = {}
+    by_control: dict[str, int] = {}
+    members: dict[str, int] = {}
+    by_site: dict[tuple[str, str], list[int]] = {}
+    for key, n in counts.items():  # one pass, making no key: the site keys are thousands
+        kind = key[0]
+        if kind == "site":
+            by_site.setdefault(key[1], [0] * len(column))[column[key[2]]] = n
+        elif kind == "member":
+            members[key[1]] = n
+        elif kind == "model":
+            by_model_state[key[1:]] = n
+        elif kind == "authorization":
+            by_authorization[key[1]] = n
+        elif kind == "control":
+            by_control[key[1]] = n
     groups = tables.get("groups")
 
     def group_size(group: Group) -> int | None:
         if group.device_count is not None:
             return group.device_count
-        return members.get((group.id,), 0) if present else None
+        return members.get(group.id, 0) if present else None
 
-    column = {state: i for i, state in enumerate(CONNECTION_STATES)}
-    by_site: dict[tuple[str, ...], list[int]] = {}
-    for (site, model, state), n in by_kind.get("site", {}).items():
-        by_site.setdefault((site, model), [0] * len(column))[column[state]] = n
     return {  # one source per family: a change in one count redoes that family only
         "by_model_state": [by_model_state],
         "by_authorization": [(by_authorization, present)],
         # an item per site and model (thousands of sites): a change redoes one unit of them
-        "by_site": [(pair, tuple(by_site[pair])) for pair in sorted(by_site)],
+        "by_site": [(*pair, *row) for pair, row in sorted(by_site.items())],
         "by_control": [(by_control, present)],
         "groups": [(g, group_size(g)) for g in (groups.rows if groups else ())],
     }
@@ -102,8 +109,8 @@ def _by_authorization(item: tuple[Mapping[str, int], bool]) -> list[Any]:
     return [((s,), by_authorization.get(s, 0)) for s in DEVICE_AUTHORIZATION_STATES]
 
 
-def _by_site(item: tuple[tuple[str, ...], tuple[int, ...]]) -> list[Any]:
-    (site, model), counts = item
+def _by_site(item: tuple[Any, ...]) -> list[Any]:
+    site, model, *counts = item
     return [((site, model, state), n) for state, n in zip(CONNECTION_STATES, counts, strict=True)]
 
 
