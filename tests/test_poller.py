@@ -229,3 +229,22 @@ async def test_big_polls_pause_the_collector_and_always_restore_it(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+async def test_alarms_sent_without_asserted_time_keep_it_through_unchanged_polls(
+    simulator, start_exporter
+):
+    """The time an alarm without ``assertedTime`` was first seen is its series' value for as
+    long as it is active, also after polls that found every page as it was."""
+    simulator.add_fault(endpoint="alarms", kind="missing_fields", fields=["assertedTime"])
+    client = await start_exporter(exporter_config(simulator))
+    name = "dms_alarm_asserted_timestamp_seconds"
+    first = {s[0]["alarm_id"]: s[1] for s in samples(await scrape(client), name)}
+    assert first
+    await asyncio.sleep(0.05)  # a later poll's clock differs
+    assert (await client.post("/-/refresh/alarms")).status == 200  # every page the same
+    simulator.raise_alarm(device_id="dev-000001", severity="MINOR")  # now a page differs
+    assert (await client.post("/-/refresh/alarms")).status == 200
+    after = {s[0]["alarm_id"]: s[1] for s in samples(await scrape(client), name)}
+    assert len(after) == len(first) + 1
+    assert {i: after[i] for i in first} == first

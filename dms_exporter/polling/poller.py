@@ -242,7 +242,9 @@ class EndpointPoller:
                 unknown_values=parsed.unknown_values,
             )
             self._last_good = quality
-            self._pages = (table.rows, self.settings, parsed.pages)
+            # only rows as the parser made them: the alarms' filled-in times are not in a page
+            kept = table.rows is parsed.rows
+            self._pages = (table.rows, self.settings, parsed.pages) if kept else None
         except DmsSuspectError as exc:
             self._record_failure(exc.reason, str(exc), time.perf_counter() - started,
                                  rows_skipped=parsed.skipped,
