@@ -22,7 +22,9 @@ For each size, with a simulator and the exporter as separate processes on 127.0.
   text and, with ``gzip_static``, its ``gzip -6`` file (the real limit) and the exporter's own
   gzip bytes; interleaved, one urllib client for every target; medians;
 - **scrape during a render**: gzip scrapes one after another while an all-changed devices poll
-  runs (fetch, parse and render), against as many scrapes with nothing running;
+  runs (fetch, parse and render), against as many scrapes with nothing running; each followed
+  by a scrape of nginx serving the same gzip bytes, whose slowdown is the machine's (the
+  simulator and this script share its cores), not the exporter's;
 - **prometheus_client**: ``generate_latest`` alone on the same series (families prebuilt from
   the saved body, not timed);
 - **live** (``--live-minutes`` > 0): a live simulator (its defaults) and the exporter at default
@@ -253,32 +255,47 @@ def measure_memory(env: dict) -> dict[str, float]:
 
 
 def measure_during_render(env: dict, polls: int) -> dict[str, list[float]]:
-    """gzip scrape times while an all-changed devices poll runs, and as many when idle."""
+    """gzip scrape times while an all-changed devices poll runs, and as many when idle; each
+    scrape followed by one of nginx serving the same gzip bytes (the share of the slowdown
+    that is the machine's, not the exporter's)."""
     url = f"{env['base']}/metrics"
-    during: list[float] = []
-    for k in range(polls):
-        done = threading.Event()
+    ours = fetch(url, gzipped=True)
+    # nginx() waits for /metrics; gzip_static serves ours/metrics.gz for ours/metrics
+    with nginx({"metrics": b"", "ours/metrics": b"", "ours/metrics.gz": ours}) as nginx_url:
+        targets = [url] + ([f"{nginx_url}/ours/metrics"] if nginx_url else [])
+        if nginx_url:
+            assert scrape(targets[1], True)[1] == len(ours), "nginx did not serve our gzip bytes"
+        during: list[list[float]] = [[] for _ in targets]
+        for k in range(polls):
+            done = threading.Event()
 
-        def poll(k: int = k, done: threading.Event = done) -> None:
-            try:  # only the requests: reading the render metrics would take this process's
-                # GIL for a while (a whole body inflated and searched) and stall its scrapes
-                change_all(env, k)
-                http("POST", f"{env['base']}/-/refresh/devices")
-            finally:
-                done.set()
+            def poll(k: int = k, done: threading.Event = done) -> None:
+                try:  # only the requests: reading the render metrics would take this process's
+                    # GIL for a while (a whole body inflated and searched) and stall its scrapes
+                    change_all(env, k)
+                    http("POST", f"{env['base']}/-/refresh/devices")
+                finally:
+                    done.set()
 
-        worker = threading.Thread(target=poll)
-        worker.start()
-        time.sleep(0.05)  # the poll request is on its way
-        for _ in range(DURING_MAX_SCRAPES):
-            if done.is_set():
-                break
-            during.append(scrape(url, True)[0])
-        worker.join(timeout=600)
-    http("DELETE", f"{env['sim']}/_sim/faults")
-    refresh(env)
-    idle = [scrape(url, True)[0] for _ in range(max(len(during), 10))]
-    return {"during": during, "idle": idle}
+            worker = threading.Thread(target=poll)
+            worker.start()
+            time.sleep(0.05)  # the poll request is on its way
+            for _ in range(DURING_MAX_SCRAPES):
+                if done.is_set():
+                    break
+                for times, target in zip(during, targets, strict=True):
+                    times.append(scrape(target, True)[0])
+            worker.join(timeout=600)
+        http("DELETE", f"{env['sim']}/_sim/faults")
+        refresh(env)
+        idle: list[list[float]] = [[] for _ in targets]
+        for _ in range(max(len(during[0]), 10)):
+            for times, target in zip(idle, targets, strict=True):
+                times.append(scrape(target, True)[0])
+    out = {"during": during[0], "idle": idle[0]}
+    if nginx_url:
+        out |= {"nginx_during": during[1], "nginx_idle": idle[1]}
+    return out
 
 
 def gzip_cli(plain: bytes, level: int) -> bytes:
@@ -486,6 +503,10 @@ def figures(r: dict) -> dict[str, float]:
         f["idle_med_ms"] = statistics.median(during["idle"]) * 1e3
         f["idle_max_ms"] = max(during["idle"]) * 1e3
         f["during_vs_idle"] = f["during_med_ms"] / f["idle_med_ms"]
+        if during.get("nginx_during"):
+            f["nginx_during_med_ms"] = statistics.median(during["nginx_during"]) * 1e3
+            f["nginx_idle_med_ms"] = statistics.median(during["nginx_idle"]) * 1e3
+            f["nginx_during_vs_idle"] = f["nginx_during_med_ms"] / f["nginx_idle_med_ms"]
     if "nginx6_gzip" in s:
         f["nginx6_gzip_ms"] = s["nginx6_gzip"] * 1e3
         f["nginx_plain_ms"] = s["nginx_plain"] * 1e3
@@ -575,6 +596,10 @@ def report(r: dict) -> None:
               f"ms, max {f['during_max_ms']:.1f} ms ({len(r['during']['during'])} scrapes); idle "
               f"{f['idle_med_ms']:.1f} / {f['idle_max_ms']:.1f} ms: "
               f"**{f['during_vs_idle']:.2f}x**")  # fmt: skip
+    if "nginx_during_vs_idle" in f:
+        print(f"- the same for nginx serving our gzip bytes, each right after one of ours: median "
+              f"{f['nginx_during_med_ms']:.1f} ms during, {f['nginx_idle_med_ms']:.1f} ms idle: "
+              f"{f['nginx_during_vs_idle']:.2f}x (the machine's share)")  # fmt: skip
     if "renders" in r:
         report_renders(r["renders"], f)
     if live:
