@@ -32,6 +32,10 @@ from .web.server import (
 log = logging.getLogger("dms_exporter")
 
 DEFAULT_PORT = 9883
+#: Seconds a thread may hold the GIL while another waits for it (Python's default: 0.005). The
+#: event loop gives the GIL up at every socket call of a scrape; during a render or a poll's
+#: parsing it then waits up to this long to get it back, each time (docs/performance.md).
+SWITCH_INTERVAL_SECONDS = 0.0002
 
 
 class StartupError(Exception):
@@ -208,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dms-exporter: {exc}", file=sys.stderr)
         return 1
     raise_file_limit()
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     secrets = setup_logging(args.log_level, args.log_format)
     if source is not None:
         secrets.secrets.update(known_secrets(config.dms))
