@@ -12,8 +12,11 @@ from dms_exporter.exposition.gzipstream import (
     GZIP_HEADER,
     Compressor,
     CrcTree,
+    combine,
+    compress,
     crc32_combine,
     inflate,
+    stored,
     trailer,
 )
 
@@ -51,3 +54,19 @@ def test_combined_crcs_equal_the_crc_of_the_joined_bytes() -> None:
     for _ in range(50):
         a, b = rng.randbytes(rng.randrange(100)), rng.randbytes(rng.randrange(1, 5000))
         assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+
+
+def test_stored_segments_join_compressed_ones_in_one_member() -> None:
+    """Text written as stored blocks (more than one block's 65,535 bytes, a few bytes,
+    nothing) reads back between compressed segments, by gzip and by the plain scrape's
+    inflater."""
+    rng = random.Random(7)
+    big = bytes(rng.randrange(256) for _ in range(150_000))
+    texts = [b"dms_up 1\n" * 50, big, b"# EOF\n", b"", b"process_open_fds 12\n"]
+    segments = [compress(texts[0], 2), stored(texts[1]), stored(texts[2]), stored(texts[3])]
+    segments.append(Compressor(2).segment(texts[4]))
+    data = b"".join(s.data for s in segments)
+    assert inflate(data) == b"".join(texts)
+    assert len(stored(big).data) < len(big) + 20  # stored: 5 bytes a block, not compressed
+    crc, size = combine((s.crc, s.size) for s in segments)
+    assert gzip.decompress(GZIP_HEADER + data + trailer(crc, size)) == b"".join(texts)

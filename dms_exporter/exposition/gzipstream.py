@@ -37,6 +37,7 @@ __all__ = [
     "crc32_combine",
     "inflate",
     "inflater",
+    "stored",
     "trailer",
 ]
 
@@ -64,6 +65,21 @@ def compress(plain: bytes, level: int = 1) -> Segment:
     compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
     data = compressor.compress(plain) + compressor.flush(zlib.Z_SYNC_FLUSH)
     return Segment(data, zlib.crc32(plain), len(plain))
+
+
+#: The most bytes one stored deflate block holds.
+_STORED_MAX = 0xFFFF
+
+
+def stored(plain: bytes) -> Segment:
+    """``plain`` as a segment of stored (not compressed) deflate blocks, built without zlib's
+    compressor: for the few kilobytes written anew at every scrape, where a compressor call
+    would hand the GIL to a render thread and wait to get it back (zlib lets it go)."""
+    blocks = [
+        b"\x00" + struct.pack("<HH", len(piece), len(piece) ^ 0xFFFF) + piece
+        for piece in (plain[i : i + _STORED_MAX] for i in range(0, len(plain), _STORED_MAX))
+    ]
+    return Segment(b"".join(blocks), zlib.crc32(plain), len(plain)) if plain else EMPTY
 
 
 class Compressor:

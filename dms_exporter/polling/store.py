@@ -21,7 +21,7 @@ from .. import __version__, heap
 from ..config import Config, EndpointSettings
 from ..errors import ERROR_REASONS
 from ..exposition.families.health import DATA_AGE, data_age_family, health_families
-from ..exposition.gzipstream import GZIP_HEADER, Segment, combine, compress, trailer
+from ..exposition.gzipstream import GZIP_HEADER, Segment, combine, compress, stored, trailer
 from ..exposition.process import process_exposition
 from ..exposition.render import (
     GROUPS,
@@ -32,7 +32,7 @@ from ..exposition.render import (
     groups_for,
     render_group,
 )
-from ..exposition.text import OPENMETRICS_EOF, Family, render_openmetrics, render_text
+from ..exposition.text import OPENMETRICS_EOF, render_openmetrics, render_text
 from ..model import ENDPOINTS, DmsLinks, EndpointStatus, LoginState, Table
 from .transitions import TransitionLog
 
@@ -95,12 +95,11 @@ class Exposition:
 
 @dataclass(frozen=True, slots=True)
 class _HealthBlock:
-    """The health block rendered for one ``state`` of the store, in one format: the segments
-    before and after ``DATA_AGE``, the one family that moves with the clock."""
+    """The health block rendered for one ``state`` of the store, in one format, without
+    ``DATA_AGE`` (the one family that moves with the clock, written after it at each scrape)."""
 
     state: tuple[object, ...]
-    before: Segment
-    after: Segment
+    segment: Segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,12 +376,9 @@ class Store:
         ages = render([data_age_family(statuses, now)]) if wanted(DATA_AGE, DATA_AGE) else b""
         process = process_exposition(openmetrics=openmetrics, wanted=wanted)
         end = OPENMETRICS_EOF if openmetrics else b""
-        return [
-            block.before,
-            compress(ages, GZIP_LEVEL),
-            block.after,
-            compress(process + end, GZIP_LEVEL),
-        ]
+        # stored, not compressed: a compressor call gives the GIL up, and a scrape during a
+        # render waits for it at each such call (docs/performance.md, the scrape path)
+        return [block.segment, stored(ages + process + end)]
 
     def _health_state(self, statuses: list[EndpointStatus]) -> tuple[object, ...]:
         """Everything the health block shows but the data ages: equal states, equal bytes."""
@@ -422,13 +418,9 @@ class Store:
             start_time=self.start_time,
             now=now,
         )
-        cut = next(i for i, f in enumerate(families) if f.name == DATA_AGE)
         render = render_openmetrics if openmetrics else render_text
-
-        def segment(part: list[Family]) -> Segment:
-            return compress(render(f for f in part if wanted(f.name, f.text_name)), GZIP_LEVEL)
-
-        return _HealthBlock(state, segment(families[:cut]), segment(families[cut + 1 :]))
+        text = render(f for f in families if f.name != DATA_AGE and wanted(f.name, f.text_name))
+        return _HealthBlock(state, compress(text, GZIP_LEVEL))
 
     def _families(self, names: frozenset[str] | None = None) -> list[FamilyOutput]:
         """Cached families in scrape order; only those named (either spelling) if ``names``."""
@@ -451,7 +443,7 @@ class Store:
         if not gzipped:
             ending = b"".join([s.data for s in tail])
             return Exposition((*cached.parts, ending), size, inflate=True)
-        ending = b"".join([*(s.data for s in tail), trailer(crc, size)])  # one write, not five
+        ending = b"".join([*(s.data for s in tail), trailer(crc, size)])  # one write, not three
         parts = (GZIP_HEADER, *cached.parts, ending)
         return Exposition(parts, sum(map(len, parts)))
 
