@@ -202,9 +202,10 @@ def _render_group(
             _same_table(e, old_tables[e], tables.get(e)) for e in endpoints
         )
         items[name] = old_items[name] if kept else tuple(make(tables, ctx))
-    rows = {id(table.rows) for table in inputs if table is not None}
-    changes = {
-        name: _changes(old_items.get(name), seq, remember=id(seq) in rows)
+    devices = tables.get("devices")
+    devices_rows = devices.rows if devices is not None else None
+    changes = {  # the devices' changes are remembered for the groups that show their names
+        name: _changes(old_items.get(name), seq, remember=seq is devices_rows)
         for name, seq in items.items()
     }
     tally = None
@@ -254,8 +255,10 @@ def _same_names(a: Table[Device] | None, b: Table[Device] | None) -> bool:
 
 
 _ID_AND_NAME = frozenset({"id", "name"})
-#: The last changes found between two tables' rows, with those rows: the devices group finds
-#: them, then the three groups that show display names ask whether an id or a name changed.
+#: The last changes found between two devices tables' rows, with those rows: the devices group
+#: finds them, then the three groups that show display names ask whether an id or a name
+#: changed (only the devices' are kept: another table's would push them out, and each of the
+#: three would compare 100,000 devices again).
 _remembered: list[tuple[Any, Any, Changes | None]] = [((), (), None)]
 
 
