@@ -45,7 +45,6 @@ class Exporter:
         config: Config,
         *,
         config_file: str | None = None,
-        clock: Callable[[], float] = time.time,
         on_config: Callable[[Config], None] | None = None,
         loader: Callable[[], Config] | None = None,
         snapshot_dir: Path | None = None,
@@ -58,8 +57,7 @@ class Exporter:
         self._on_config = on_config
         self.config_file = config_file
         self._loader = loader
-        self.store = Store(config, clock=clock)
-        self._clock = clock
+        self.store = Store(config)
         self._client: DmsClient | None = None
         self._pollers: dict[str, EndpointPoller] = {}
         self._staleness_task: asyncio.Task[None] | None = None
@@ -142,7 +140,7 @@ class Exporter:
             self.reload_error = None
             applied = await self._apply(new)
             self.store.config_reload_ok = True
-            self.store.config_reload_timestamp = self._clock()
+            self.store.config_reload_timestamp = time.time()
             if applied:
                 log.info("config reloaded", extra={"file": self.config_file})
             else:
@@ -207,7 +205,7 @@ class Exporter:
         (a new client is made when the URL or the credentials changed)."""
         login = self.store.login
         login.next_attempt, login.refusals = None, 0
-        return DmsClient(self.config.dms, login, clock=self._clock, links=self.store.links)
+        return DmsClient(self.config.dms, login, links=self.store.links)
 
     async def _close_client(self) -> None:
         if self._client is not None:
@@ -220,7 +218,6 @@ class Exporter:
             self.config.endpoints[name],
             self._client,
             self.store,
-            clock=self._clock,
             min_gap=self.config.refresh_min_gap,
         )
         self._pollers[name] = poller
@@ -242,7 +239,7 @@ class Exporter:
                 None, snapshot.read, directory, name, self.config.dms.url
             )
             if kept is not None and self.store.restore(kept.table, kept.first_seen):
-                restored[f"{name}_age_seconds"] = round(self._clock() - kept.table.fetched_at)
+                restored[f"{name}_age_seconds"] = round(time.time() - kept.table.fetched_at)
         if restored:
             log.info(
                 "last good data restored from disk", extra={"path": str(directory), **restored}

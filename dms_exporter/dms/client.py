@@ -95,7 +95,7 @@ class DmsClient:
         *,
         clock: Callable[[], float] = time.time,
         links: DmsLinks | None = None,
-    ) -> None:  # shaped like Exporter's: each takes a clock for tests, nothing else is shared
+    ) -> None:
         """``login_state`` receives the login counts and backoff, ``links`` the active URL and
         reachability (new ones if not given); ``clock`` (Unix time) times the login backoff."""
         self.settings = settings
