@@ -223,6 +223,11 @@ def timeseries(
     )
 
 
+def stacked(title: str, labels: str, expr: str, agg: str = "sum", *, description: str = "") -> Json:
+    """A time series stacked by `labels` (`by()`): how a total splits, over time."""
+    return timeseries(title, *by(labels, expr, agg), stack=True, description=description)
+
+
 def bargauge(title: str, queries: Queries, legend: str = "", *, description: str = "") -> Json:
     """Horizontal bars, one per series (instant query): counts by model, code, site."""
     return _panel(
@@ -529,8 +534,8 @@ def fleet_overview(lay: Layout) -> list[Json]:
                        unit="percentunit",
                        thresholds=[(None, "green"), (0.9, "orange"), (1, "red")],
                        description="Managed devices over the DMS's licensed device count."))
-    lay.add(12, 8, timeseries("Devices by connection state",
-                              *by("connection_state", f"dms_devices{{{S}}}"), stack=True))
+    lay.add(12, 8, stacked("Devices by connection state", "connection_state",
+                           f"dms_devices{{{S}}}"))
     lay.add(6, 8, bargauge("Devices by model", *by("model", f"dms_devices{{{S}}}", sort=True)))
     lay.add(6, 8, bargauge(
         "Devices by authorization state",
@@ -548,11 +553,12 @@ def fleet_overview(lay: Layout) -> list[Json]:
         sort_by="Offline",
         description="Sites come from each device's location in the DMS (dms_device_info).",
     ))
-    lay.add(12, 10, timeseries(
+    lay.add(12, 10, stacked(
         "Offline devices by site",
-        *by("site", f"\n  {offline}\n"
-            f"  * on(job, instance, device_id) group_left(site) dms_device_info{{{S}}}\n", "count"),
-        stack=True,
+        "site",
+        f"\n  {offline}\n"
+        f"  * on(job, instance, device_id) group_left(site) dms_device_info{{{S}}}\n",
+        "count",
     ))
     lay.add(24, 10, table(
         "Offline devices",
@@ -625,10 +631,10 @@ def device(lay: Layout) -> list[Json]:
         overrides=[column("Asserted", unit="dateTimeAsIso")],
         sort_by="Asserted",
     ))
-    lay.add(12, 7, timeseries(
+    lay.add(12, 7, stacked(
         "Authorized services by source",
-        *by("source", f"dms_device_authorized_services{{{d}}}"),
-        stack=True,
+        "source",
+        f"dms_device_authorized_services{{{d}}}",
         description="Rows of /authorizations with authorized: true for this device.",
     ))
     lay.add(12, 7, table(
@@ -683,8 +689,8 @@ def alarms(lay: Layout) -> list[Json]:
                            f'sum(dms_alarms{{{S}, state="active", severity="{sev}"}})',
                            thresholds=[(None, "green"), (1, color)], background=True))
     lay.add(4, 4, stat("Oldest active alarm", f"time() - min({alarm})", unit="s"))
-    lay.add(12, 8, timeseries("Active alarms by severity",
-                              *by("severity", f'dms_alarms{{{a}, state="active"}}'), stack=True))
+    lay.add(12, 8, stacked("Active alarms by severity", "severity",
+                           f'dms_alarms{{{a}, state="active"}}'))
     lay.add(6, 8, bargauge("Active alarms by code", *by("code", alarm, "count", sort=True)))
     lay.add(6, 8, bargauge(
         "Active alarms by site",
@@ -710,16 +716,16 @@ def alarms(lay: Layout) -> list[Json]:
         overrides=[column("Device", links=DEVICE_LINK)],
         sort_by="Active alarms",
     ))
-    lay.add(12, 8, timeseries(
+    lay.add(12, 8, stacked(
         "Active alarms by source",
-        *by("source", f'dms_alarms{{{a}, state="active"}}'),
-        stack=True,
+        "source",
+        f'dms_alarms{{{a}, state="active"}}',
         description="device: raised by a device; dms: raised by the DMS itself.",
     ))
-    lay.add(24, 8, timeseries(
+    lay.add(24, 8, stacked(
         "Cleared alarms held by the DMS",
-        *by("severity", f'dms_alarms{{{a}, state="cleared"}}'),
-        stack=True,
+        "severity",
+        f'dms_alarms{{{a}, state="cleared"}}',
         description="Only with alarms.retrieval: all in the exporter's configuration (the "
         "exporter then polls the DMS's whole alarm history). Empty with the default, active.",
     ))
@@ -764,15 +770,12 @@ def authorization(lay: Layout) -> list[Json]:
         f'sum(dms_devices_by_authorization_state{{{S}, authorization_state="deauthorized"}})',
         thresholds=[(None, "green"), (1, "orange")],
     ))
-    lay.add(12, 8, timeseries(
-        "Devices by authorization state",
-        *by("authorization_state", f"dms_devices_by_authorization_state{{{S}}}"),
-        stack=True,
-    ))
-    lay.add(12, 8, timeseries(
+    lay.add(12, 8, stacked("Devices by authorization state", "authorization_state",
+                           f"dms_devices_by_authorization_state{{{S}}}"))
+    lay.add(12, 8, stacked(
         "Authorized services by source, all devices",
-        *by("source", f"dms_service_authorized_devices{{{S}}}"),
-        stack=True,
+        "source",
+        f"dms_service_authorized_devices{{{S}}}",
         description="Device x service rows with authorized: true (/authorizations), summed"
         " over services from the fleet-level dms_service_authorized_devices.",
     ))
