@@ -158,6 +158,8 @@ def _panel(
     }
 
 
+# The builders share their head (title, queries, legend, description, then _panel); each
+# spells out its own options, which the dashboards below pass by name.
 def stat(
     title: str,
     queries: Queries,
