@@ -15,18 +15,6 @@ from typing import Any, Generic, TypeVar
 
 OTHER = "other"
 
-ENDPOINTS: tuple[str, ...] = (
-    "system",
-    "devices",
-    "groups",
-    "services",
-    "authorization_sets",
-    "schedule_authorizations",
-    "authorizations",
-    "destinations",
-    "alarms",
-)
-
 #: Default path and poll interval (seconds) of each endpoint, as in docs/dms-api.md.
 ENDPOINT_DEFAULTS: Mapping[str, tuple[str, float]] = {
     "system": ("/system/info", 60.0),
@@ -39,7 +27,8 @@ ENDPOINT_DEFAULTS: Mapping[str, tuple[str, float]] = {
     "destinations": ("/destinations", 300.0),
     "alarms": ("/alarms", 30.0),
 }
-assert tuple(ENDPOINT_DEFAULTS) == ENDPOINTS
+#: Endpoint names, in API table order.
+ENDPOINTS: tuple[str, ...] = tuple(ENDPOINT_DEFAULTS)
 
 CONNECTION_STATES = ("online", "offline", "unknown", "never_connected", OTHER)
 CONTROL_MODES = ("dms", "local", OTHER)
