@@ -33,6 +33,7 @@ SORTS: Mapping[str, Callable[[Device, str], Any]] = {
 class DeviceQuery:
     """What the Devices page asks for; every field comes from the query string."""
 
+    # Fields with defaults, alike in shape to the simulator's LoginShape: declarations, no logic.
     q: str = ""
     state: str = ""
     model: str = ""
