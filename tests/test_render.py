@@ -367,6 +367,70 @@ def test_polls_that_change_a_few_items_here_and_there_give_the_bytes_of_a_full_r
                 assert family.crcs.total == (zlib.crc32(lines), len(lines)), family.name
 
 
+def _spread(n: int) -> dict[str, model.Table]:
+    """``fleet(n)`` over several sites and models, in several groups, of mixed states."""
+    tables = fleet(n)
+    devices = tuple(
+        dataclasses.replace(
+            d,
+            site=f"Site {i % 5}",
+            model=("ProView 7100", "ProView 8130", "XOS Edge")[i % 3],
+            connection_state=("online", "offline", "unknown")[i % 7 % 3],
+            group_ids=(f"g-{i % 4}",),
+        )
+        for i, d in enumerate(tables["devices"].rows)
+    )
+    groups = tuple(model.Group(f"g-{k}", f"Group {k}", "", None) for k in range(4))
+    return tables | {
+        "devices": model.Table("devices", devices, NOW),
+        "groups": model.Table("groups", groups, NOW),
+    }
+
+
+def test_fleet_counts_updated_from_the_last_render_equal_counts_made_afresh() -> None:
+    """Random rounds of a few devices changed in the fields the fleet counts read, to new
+    states, modes, sites and models (a site and model that appear or go), and a groups table
+    changed on its own: the counts updated from the last render are the counts made afresh."""
+    rng = random.Random(3)
+    tables = _spread(4 * UNIT_ROWS + 5)
+    previous = render_group("devices", tables, ALL)
+    choices = {
+        "connection_state": ["online", "offline", "unknown", "sideways"],
+        "control_mode": ["dms", "local", "odd"],
+        "authorization_state": ["authorized", "unauthorized", "odd"],
+        "site": ["Site 0", "Site 3", "Site new"],
+        "model": ["ProView 7100", "ProView 9000"],
+        "group_ids": [(), ("g-1",), ("g-2", "g-3")],
+    }
+    for round_ in range(60):
+        rows = list(tables["devices"].rows)
+        for i in rng.sample(range(len(rows)), rng.choice([1, 1, 2, 5])):
+            field = rng.choice(list(choices))
+            rows[i] = dataclasses.replace(rows[i], **{field: rng.choice(choices[field])})
+        tables = tables | {"devices": model.Table("devices", tuple(rows), NOW + round_)}
+        if round_ % 10 == 9:  # the groups' own device counts: a table the tally does not read
+            groups = tuple(
+                dataclasses.replace(g, device_count=round_) for g in tables["groups"].rows
+            )
+            tables = tables | {"groups": model.Table("groups", groups, NOW + round_)}
+        previous = render_group("devices", tables, ALL, previous)
+        fresh = render_group("devices", tables, ALL)
+        assert previous.plain() == fresh.plain(), round_
+        assert previous.tally == fresh.tally, round_
+
+
+def test_a_changed_state_does_not_count_every_site_again() -> None:
+    tables = _spread(4 * UNIT_ROWS)
+    before = render_group("devices", tables, ALL)
+    device = tables["devices"].rows[6]
+    changed = with_device(tables, 6, connection_state="sideways")
+    after = render_group("devices", changed, ALL, before)
+    old, new = before.items["by_site"], after.items["by_site"]
+    kept = [o for o, n in zip(old, new, strict=True) if o is n]
+    assert len(kept) == len(old) - 1  # only the device's site and model counted again
+    assert (device.site, device.model) not in {item[:2] for item in kept}
+
+
 def test_a_schedule_poll_does_not_count_the_authorizations_again() -> None:
     tables = fleet(3 * UNIT_ROWS)
     before = render_group("authorization", tables, ALL)

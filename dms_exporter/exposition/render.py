@@ -13,9 +13,9 @@ for a changed row the fields that differ are found once, and each family renders
 units holding an item whose change touches the fields it reads (``FamilySpec.reads``), and
 compresses again the runs holding those units (their other units inflated from the old segment,
 not formatted again): a device whose last contact moved redoes one unit and one run of one
-family. Sums over the devices (fleet counts) are
-updated from the changed rows only. A group whose tables are the very same objects, or whose only
-new table is ``devices`` with the same ids and names, is not rendered at all.
+family. Sums over the devices (fleet counts) are updated from the changed rows only, and the
+sources made from them from the moved sums only. A group whose tables are the very same objects,
+or whose only new table is ``devices`` with the same ids and names, is not rendered at all.
 
 No plain text is kept: the plain exposition is inflated from the segments when asked for.
 """
@@ -36,6 +36,7 @@ from .families import (
     FamilySpec,
     GroupSpec,
     RenderContext,
+    Since,
     Tables,
     alarms,
     authorization,
@@ -210,8 +211,11 @@ def _render_group(
     }
     tally = None
     if spec.tally is not None and spec.derived is not None:
-        tally = _tally(spec, items[spec.tallied], previous, changes[spec.tallied])
-        for name, seq in spec.derived(tally, tables, ctx).items():
+        tally, moved = _tally(spec, items[spec.tallied], previous, changes[spec.tallied])
+        since = None
+        if previous is not None and moved is not None and _same_but_tallied(spec, previous, inputs):
+            since = Since(previous.items, moved)
+        for name, seq in spec.derived(tally, tables, ctx, since).items():
             items[name] = tuple(seq)
             changes[name] = _changes(old_items.get(name), items[name])
     old_families = {f.name: f for f in previous.families} if previous else {}
@@ -340,23 +344,36 @@ def _touches(fields: frozenset[str] | None, reads: frozenset[str] | None) -> boo
 
 def _tally(
     spec: GroupSpec, items: Sequence[Any], previous: GroupOutput | None, changes: Changes | None
-) -> Counter[Any]:
-    """``spec.tally`` of ``items``: the previous one updated with the changed items only."""
+) -> tuple[Counter[Any], frozenset[Any] | None]:
+    """``spec.tally`` of ``items``: the previous one updated with the changed items only; and
+    the keys whose count moved from the previous one (None: counted afresh)."""
     assert spec.tally is not None
     old = previous.items.get(spec.tallied) if previous is not None else None
     if previous is None or previous.tally is None or old is None or changes is None:
-        return spec.tally(items)
+        return spec.tally(items), None
     touched = sorted(chain.from_iterable(_indexes(changes, spec.tally_reads)))
     if not touched:
-        return previous.tally
+        return previous.tally, frozenset()
     removed = spec.tally([old[i] for i in touched if i < len(old)])
+    added = spec.tally([items[i] for i in touched if i < len(items)])
     total = previous.tally.copy()
     total.subtract(removed)
-    total.update(spec.tally([items[i] for i in touched if i < len(items)]))
+    total.update(added)
     for key in removed:
         if total.get(key, 0) <= 0:
             del total[key]
-    return total
+    before = previous.tally
+    moved = frozenset(k for k in removed.keys() | added.keys() if total.get(k) != before.get(k))
+    return total, moved
+
+
+def _same_but_tallied(spec: GroupSpec, previous: GroupOutput, inputs: Sequence[Any]) -> bool:
+    """The group's tables other than the tallied one are the very ones of ``previous``, and
+    the tallied one is there in both: what the derived sources read, bar the tally, is the same."""
+    return all(
+        (new is not None and old is not None) if endpoint == spec.tallied else new is old
+        for endpoint, old, new in zip(spec.endpoints, previous.tables, inputs, strict=True)
+    )
 
 
 def _render_family(

@@ -27,6 +27,7 @@ __all__ = [
     "FamilySpec",
     "GroupSpec",
     "RenderContext",
+    "Since",
     "Sources",
     "Tables",
     "counter",
@@ -198,6 +199,16 @@ class FamilySpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Since:
+    """What a render of derived sources may start from: the last render's items (derived
+    sources included), made from the same tables but the tallied one, and the tally's keys whose
+    count has moved since."""
+
+    items: Mapping[str, Sequence[Any]]
+    moved: frozenset[Any]
+
+
+@dataclass(frozen=True, slots=True)
 class GroupSpec:
     """A group: the tables it reads (the first is its own; ``devices`` in another group's list
     is read for display names only), its sources from those tables, and its families (some
@@ -208,10 +219,10 @@ class GroupSpec:
     specs: Callable[[RenderContext], Sequence[FamilySpec]]
     #: Sums over a big source, kept per block so that a render recounts only changed blocks:
     #: the source, a function from a block of its items to a Counter, and the sources made from
-    #: the total (and the tables).
+    #: the total and the tables (given a ``Since``, they may update the last ones instead).
     tallied: str = ""
     tally: Callable[[Sequence[Any]], Counter[Any]] | None = None
-    derived: Callable[[Counter[Any], Tables, RenderContext], Sources] | None = None
+    derived: Callable[[Counter[Any], Tables, RenderContext, Since | None], Sources] | None = None
     #: the fields of the tallied rows the tally reads (None: all)
     tally_reads: frozenset[str] | None = None
     #: Costly sources made from a few of the group's tables: name -> (those endpoints, the
@@ -230,5 +241,5 @@ class GroupSpec:
         sources = dict(self.sources(tables, ctx))
         sources.update((name, make(tables, ctx)) for name, (_, make) in self.kept.items())
         if self.tally is not None and self.derived is not None:
-            sources.update(self.derived(self.tally(sources[self.tallied]), tables, ctx))
+            sources.update(self.derived(self.tally(sources[self.tallied]), tables, ctx, None))
         return [spec.family(ctx, sources[spec.source]) for spec in self.enabled(ctx)]

@@ -8,7 +8,7 @@ from operator import attrgetter
 
 from ...model import DESTINATION_STATUSES, Destination, Device, Table
 from ..text import Family, Sample
-from . import DisplayNames, FamilySpec, GroupSpec, RenderContext, Sources, Tables, known
+from . import DisplayNames, FamilySpec, GroupSpec, RenderContext, Since, Sources, Tables, known
 
 __all__ = ["GROUP", "destination_families"]
 
@@ -33,7 +33,10 @@ def _tally(items: Sequence[_Item]) -> Counter[tuple[str, str]]:
     return Counter((d.type, known(d.status, DESTINATION_STATUSES)) for d, _ in items)
 
 
-def _derived(counts: Counter[tuple[str, str]], tables: Tables, ctx: RenderContext) -> Sources:
+def _derived(
+    counts: Counter[tuple[str, str]], tables: Tables, ctx: RenderContext, since: Since | None
+) -> Sources:
+    """The counts by type and status, made afresh (a few dozen: ``since`` would not pay)."""
     return {"counts": [(counts, tables.get("destinations") is not None)]}
 
 

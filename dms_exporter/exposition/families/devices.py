@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,7 +18,7 @@ from ...model import (
     Table,
 )
 from ..text import Family
-from . import DisplayNames, FamilySpec, GroupSpec, RenderContext, Sources, Tables, known
+from . import DisplayNames, FamilySpec, GroupSpec, RenderContext, Since, Sources, Tables, known
 
 __all__ = ["GROUP", "device_families"]
 
@@ -56,7 +58,16 @@ def _tally(devices: Sequence[Device]) -> Counter[tuple[Any, ...]]:
     return counts
 
 
-def _derived(counts: Counter[tuple[Any, ...]], tables: Tables, ctx: RenderContext) -> Sources:
+def _derived(
+    counts: Counter[tuple[Any, ...]], tables: Tables, ctx: RenderContext, since: Since | None
+) -> Sources:
+    """The fleet counts from the tally: updated from ``since`` where only counts of known
+    sites, models and states moved (a device's state: a thousandth of the work at 20,000
+    devices), else made afresh."""
+    if since is not None:
+        updated = _updated(counts, since)
+        if updated is not None:
+            return updated
     present = tables.get("devices") is not None
     column = {state: i for i, state in enumerate(CONNECTION_STATES)}
     by_model_state: dict[tuple[str, str], int] = {}
@@ -83,8 +94,8 @@ def _derived(counts: Counter[tuple[Any, ...]], tables: Tables, ctx: RenderContex
             return group.device_count
         return members.get(group.id, 0) if present else None
 
-    return {  # one source per family: a change in one count redoes that family only
-        "by_model_state": [by_model_state],
+    return {  # one source per family (_DERIVED): a change in one count redoes that family only
+        "by_model_state": [(by_model_state, present)],
         "by_authorization": [(by_authorization, present)],
         # an item per site and model (thousands of sites): a change redoes one unit of them
         "by_site": [(*pair, *row) for pair, row in sorted(by_site.items())],
@@ -93,7 +104,48 @@ def _derived(counts: Counter[tuple[Any, ...]], tables: Tables, ctx: RenderContex
     }
 
 
-def _fleet(by_model_state: Mapping[tuple[str, str], int]) -> list[Any]:
+#: The sources ``_derived`` makes.
+_DERIVED = ("by_model_state", "by_authorization", "by_site", "by_control", "groups")
+#: Tally kinds -> the derived source holding their counts, as (mapping, devices present).
+_COUNTS_IN = {
+    "model": "by_model_state",
+    "authorization": "by_authorization",
+    "control": "by_control",
+}
+
+
+def _updated(counts: Counter[tuple[Any, ...]], since: Since) -> Sources | None:
+    """``since``'s derived sources with the moved counts put in, or None where that is not
+    enough (a group's member count, or a site and model that appear or go)."""
+    if any(key[0] not in _COUNTS_IN and key[0] != "site" for key in since.moved):
+        return None
+    old = since.items
+    sources: dict[str, Sequence[Any]] = {name: old[name] for name in _DERIVED}
+    by_site = list(old["by_site"])
+    for pair in {key[1] for key in since.moved if key[0] == "site"}:
+        row = tuple(counts.get(("site", pair, state), 0) for state in CONNECTION_STATES)
+        at = bisect_left(by_site, pair, key=operator.itemgetter(0, 1))
+        if not any(row) or at == len(by_site) or by_site[at][:2] != pair:
+            return None
+        by_site[at] = (*pair, *row)
+    sources["by_site"] = by_site
+    for kind, name in _COUNTS_IN.items():
+        moved = [key for key in since.moved if key[0] == kind]
+        if moved:
+            ((mapping, present),) = old[name]
+            mapping = dict(mapping)
+            for key in moved:
+                part = key[1:] if kind == "model" else key[1]
+                if key in counts:
+                    mapping[part] = counts[key]
+                else:
+                    del mapping[part]
+            sources[name] = [(mapping, present)]
+    return sources
+
+
+def _fleet(item: tuple[Mapping[tuple[str, str], int], bool]) -> list[Any]:
+    by_model_state, _ = item
     models = sorted({model for model, _ in by_model_state})
     return [
         ((model, state), by_model_state.get((model, state), 0))
